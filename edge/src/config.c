@@ -1,0 +1,496 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aethex/common/alloc.h"
+#include "aethex/common/error.h"
+
+void edge_config_default(edge_config_t *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->rtmp.host, sizeof c->rtmp.host, "127.0.0.1");
+    c->rtmp.port = 1935;
+    snprintf(c->http.host, sizeof c->http.host, "127.0.0.1");
+    c->http.port = 8080;
+    c->tls.port = -1;
+    c->log_level = AX_LOG_INFO;
+    c->max_rtmp_conns = 256;
+    c->max_http_conns = 8192;
+    c->max_channels = 256;
+    c->rtmp_handshake_ms = 10000;
+    c->rtmp_idle_ms = 30000;
+    c->rtmp_max_output = 1u << 20;
+    c->rtmp_max_chunk_size = 1u << 20;
+    c->rtmp_max_message_len = 8u << 20;
+    c->http_req_timeout_ms = 10000;
+    c->http2_idle_timeout_ms = 30000;
+    c->http_max_path = 256;
+    c->hold_timeout_ms = 0;
+    c->part_ms = 333;
+    c->segment_ms = 2000;
+    c->window_segments = 6;
+    c->channel_linger_ms = 60000;
+    c->shutdown_grace_ms = 3000;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || errlen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+int edge_parse_listen(const char *s, edge_listen_t *out)
+{
+    const char *colon;
+    const char *host = s;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return AX_EINVAL;
+        host = s + 1;
+        hlen = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return AX_EINVAL;
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0 || hlen >= EDGE_HOST_LEN)
+        return AX_EINVAL;
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || end == colon + 1 || *end != '\0' || port < 0 || port > 65535)
+        return AX_EINVAL;
+    memcpy(out->host, host, hlen);
+    out->host[hlen] = '\0';
+    out->port = (int)port;
+    return 0;
+}
+
+enum opt_kind { OPT_LISTEN, OPT_PATH, OPT_BOOL, OPT_U32, OPT_LEVEL };
+
+struct opt {
+    const char *name;
+    enum opt_kind kind;
+    size_t offset;
+    uint32_t min, max; /* OPT_U32 bounds */
+    const char *help;
+};
+
+#define OFF(f) offsetof(edge_config_t, f)
+static const struct opt opts[] = {
+    {"rtmp-listen", OPT_LISTEN, OFF(rtmp), 0, 0, "host:port of the RTMP listener"},
+    {"http-listen", OPT_LISTEN, OFF(http), 0, 0, "host:port of the cleartext HTTP listener"},
+    {"tls-listen", OPT_LISTEN, OFF(tls), 0, 0, "host:port of the HTTPS (h2, http/1.1) listener"},
+    {"tls-cert", OPT_PATH, OFF(tls_cert), 0, 0, "PEM certificate chain for --tls-listen"},
+    {"tls-key", OPT_PATH, OFF(tls_key), 0, 0, "PEM private key for --tls-listen"},
+    {"keys-file", OPT_PATH, OFF(keys_file), 0, 0, "standalone keys: '<channel> <key>' lines"},
+    {"ports-file", OPT_PATH, OFF(ports_file), 0, 0, "write the bound ports there (tests)"},
+    {"accept-any-key", OPT_BOOL, OFF(accept_any_key), 0, 0, "accept any key; channel = key"},
+    {"no-coordinator", OPT_BOOL, OFF(no_coordinator), 0, 0, "standalone mode"},
+    {"log-level", OPT_LEVEL, OFF(log_level), 0, 0, "debug|info|warn|error"},
+    {"max-rtmp-conns", OPT_U32, OFF(max_rtmp_conns), 1, 100000, "RTMP connections at once"},
+    {"max-http-conns", OPT_U32, OFF(max_http_conns), 1, 1000000, "HTTP connections at once"},
+    {"max-channels", OPT_U32, OFF(max_channels), 1, 100000, "channels in memory"},
+    {"rtmp-handshake-ms", OPT_U32, OFF(rtmp_handshake_ms), 100, 600000,
+     "accept-to-publish deadline"},
+    {"rtmp-idle-ms", OPT_U32, OFF(rtmp_idle_ms), 100, 3600000, "RTMP read idle timeout"},
+    {"rtmp-max-output", OPT_U32, OFF(rtmp_max_output), 4096, 1u << 30,
+     "unsent RTMP output above which reading pauses"},
+    {"rtmp-max-chunk-size", OPT_U32, OFF(rtmp_max_chunk_size), 128, 16777215,
+     "largest RTMP chunk size accepted"},
+    {"rtmp-max-message-len", OPT_U32, OFF(rtmp_max_message_len), 1024, 16777215,
+     "largest RTMP message accepted"},
+    {"http-req-timeout-ms", OPT_U32, OFF(http_req_timeout_ms), 100, 600000,
+     "HTTP/1 request timeout"},
+    {"http2-idle-timeout-ms", OPT_U32, OFF(http2_idle_timeout_ms), 100, 3600000,
+     "HTTP/2 idle timeout"},
+    {"http-max-path", OPT_U32, OFF(http_max_path), 16, 8192, "longest request path"},
+    {"hold-timeout-ms", OPT_U32, OFF(hold_timeout_ms), 0, 600000,
+     "blocking reload hold (0 = 3 x target duration)"},
+    {"part-ms", OPT_U32, OFF(part_ms), 50, 5000, "LL-HLS part duration"},
+    {"segment-ms", OPT_U32, OFF(segment_ms), 500, 20000, "segment target duration"},
+    {"window-segments", OPT_U32, OFF(window_segments), 2, 1000, "segments kept per rendition"},
+    {"channel-linger-ms", OPT_U32, OFF(channel_linger_ms), 0, 86400000,
+     "keep an unpublished channel this long"},
+    {"shutdown-grace-ms", OPT_U32, OFF(shutdown_grace_ms), 0, 600000,
+     "graceful stop deadline"},
+};
+#undef OFF
+
+static bool parse_bool(const char *v, bool *out)
+{
+    if (!v || !strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+static const struct opt *find_opt(const char *name)
+{
+    for (size_t i = 0; i < AX_ARRAY_SIZE(opts); i++)
+        if (!strcmp(opts[i].name, name))
+            return &opts[i];
+    return NULL;
+}
+
+int edge_config_set(edge_config_t *c, const char *name, const char *value, char *err,
+                    size_t errlen)
+{
+    const struct opt *o = find_opt(name);
+    if (!o) {
+        set_err(err, errlen, "unknown setting '%s'", name);
+        return AX_ENOENT;
+    }
+    char *field = (char *)c + o->offset;
+    if (o->kind != OPT_BOOL && !value) {
+        set_err(err, errlen, "'%s' needs a value", name);
+        return AX_EINVAL;
+    }
+    switch (o->kind) {
+    case OPT_LISTEN:
+        if (edge_parse_listen(value, (edge_listen_t *)field) < 0) {
+            set_err(err, errlen, "'%s': expected host:port, got '%s'", name, value);
+            return AX_EINVAL;
+        }
+        return 0;
+    case OPT_PATH:
+        if (strlen(value) >= EDGE_PATH_LEN || value[0] == '\0') {
+            set_err(err, errlen, "'%s': path empty or longer than %d bytes", name,
+                    EDGE_PATH_LEN - 1);
+            return AX_EINVAL;
+        }
+        snprintf(field, EDGE_PATH_LEN, "%s", value);
+        return 0;
+    case OPT_BOOL:
+        if (!parse_bool(value, (bool *)field)) {
+            set_err(err, errlen, "'%s': expected true/false, got '%s'", name, value);
+            return AX_EINVAL;
+        }
+        return 0;
+    case OPT_LEVEL:
+        if (ax_log_parse_level(value, (ax_log_level_t *)field) < 0) {
+            set_err(err, errlen, "'%s': expected debug|info|warn|error, got '%s'", name, value);
+            return AX_EINVAL;
+        }
+        return 0;
+    case OPT_U32: {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno || end == value || *end != '\0' || value[0] == '-' || v < o->min ||
+            v > o->max) {
+            set_err(err, errlen, "'%s': expected an integer in [%u, %u], got '%s'", name,
+                    o->min, o->max, value);
+            return AX_EINVAL;
+        }
+        *(uint32_t *)field = (uint32_t)v;
+        return 0;
+    }
+    }
+    return AX_EINVAL;
+}
+
+static char *trim(char *s)
+{
+    while (*s && isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        s[--n] = '\0';
+    return s;
+}
+
+int edge_config_load_file(edge_config_t *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        set_err(err, errlen, "config %s: %s", path, strerror(errno));
+        return AX_EIO;
+    }
+    char line[EDGE_CONFIG_LINE_MAX];
+    int lineno = 0;
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            set_err(err, errlen, "config %s:%d: line longer than %d bytes", path, lineno,
+                    EDGE_CONFIG_LINE_MAX - 2);
+            rc = AX_EINVAL;
+            break;
+        }
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *s = trim(line);
+        if (*s == '\0')
+            continue;
+        char *eq = strchr(s, '=');
+        char *value = NULL;
+        if (eq) {
+            *eq = '\0';
+            value = trim(eq + 1);
+        }
+        char *name = trim(s);
+        char inner[256];
+        rc = edge_config_set(c, name, value, inner, sizeof inner);
+        if (rc < 0) {
+            set_err(err, errlen, "config %s:%d: %s", path, lineno, inner);
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+static void usage(FILE *out, const char *argv0)
+{
+    fprintf(out, "usage: %s [--config FILE] [--name value ...]\n\nsettings (also in the config "
+                 "file as 'name = value'):\n",
+            argv0);
+    for (size_t i = 0; i < AX_ARRAY_SIZE(opts); i++)
+        fprintf(out, "  --%-22s %s\n", opts[i].name, opts[i].help);
+}
+
+int edge_config_parse_args(edge_config_t *c, int argc, char **argv, char *err, size_t errlen)
+{
+    /* --config first, so that flags override the file whatever their order. */
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) {
+                set_err(err, errlen, "--config needs a file");
+                return AX_EINVAL;
+            }
+            int rc = edge_config_load_file(c, argv[i + 1], err, errlen);
+            if (rc < 0)
+                return rc;
+            i++;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout, argv[0]);
+            return 1;
+        }
+        if (!strcmp(a, "--config")) {
+            i++;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0) {
+            set_err(err, errlen, "unexpected argument '%s' (see --help)", a);
+            return AX_EINVAL;
+        }
+        const char *name = a + 2;
+        char namebuf[64];
+        const char *value = NULL;
+        const char *eq = strchr(name, '=');
+        if (eq) {
+            size_t n = (size_t)(eq - name);
+            if (n >= sizeof namebuf) {
+                set_err(err, errlen, "unknown flag '%s'", a);
+                return AX_ENOENT;
+            }
+            memcpy(namebuf, name, n);
+            namebuf[n] = '\0';
+            name = namebuf;
+            value = eq + 1;
+        }
+        const struct opt *o = find_opt(name);
+        if (!o) {
+            set_err(err, errlen, "unknown flag '%s' (see --help)", a);
+            return AX_ENOENT;
+        }
+        if (!value && o->kind != OPT_BOOL) {
+            if (i + 1 >= argc) {
+                set_err(err, errlen, "%s needs a value", a);
+                return AX_EINVAL;
+            }
+            value = argv[++i];
+        }
+        int rc = edge_config_set(c, name, value, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+bool edge_channel_name_valid(ax_slice_t s)
+{
+    if (s.len == 0 || s.len > EDGE_CHANNEL_MAX)
+        return false;
+    for (size_t i = 0; i < s.len; i++) {
+        uint8_t ch = s.base[i];
+        if (!(isalnum(ch) || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+void edge_keys_init(edge_keys_t *k)
+{
+    k->entries = NULL;
+    k->count = 0;
+}
+
+void edge_keys_close(edge_keys_t *k)
+{
+    ax_free(k->entries);
+    edge_keys_init(k);
+}
+
+int edge_keys_parse(edge_keys_t *k, const char *text, char *err, size_t errlen)
+{
+    edge_keys_t next;
+    edge_keys_init(&next);
+    size_t cap = 0;
+    int lineno = 0;
+    const char *p = text;
+    while (*p) {
+        lineno++;
+        const char *eol = strchr(p, '\n');
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        const char *line_end = p + len;
+        const char *q = p;
+        p = eol ? eol + 1 : line_end;
+        /* Fields: channel, key; a '#' starts a comment. */
+        ax_slice_t field[3];
+        int nf = 0;
+        while (q < line_end && *q != '#') {
+            while (q < line_end && isspace((unsigned char)*q))
+                q++;
+            if (q >= line_end || *q == '#')
+                break;
+            const char *start = q;
+            while (q < line_end && !isspace((unsigned char)*q) && *q != '#')
+                q++;
+            if (nf < 3)
+                field[nf] = AX_SLICE(start, (size_t)(q - start));
+            nf++;
+        }
+        if (nf == 0)
+            continue;
+        if (nf != 2) {
+            set_err(err, errlen, "keys line %d: expected '<channel> <key>'", lineno);
+            goto fail_parse;
+        }
+        if (!edge_channel_name_valid(field[0])) {
+            set_err(err, errlen, "keys line %d: channel must be 1..%d of [A-Za-z0-9_-]", lineno,
+                    EDGE_CHANNEL_MAX);
+            goto fail_parse;
+        }
+        if (field[1].len < 8 || field[1].len > EDGE_KEY_MAX) {
+            set_err(err, errlen, "keys line %d: key must be 8..%d bytes", lineno, EDGE_KEY_MAX);
+            goto fail_parse;
+        }
+        for (size_t i = 0; i < next.count; i++) {
+            if (ax_slice_eq_cstr(field[0], next.entries[i].channel) ||
+                (next.entries[i].key_len == field[1].len &&
+                 !memcmp(next.entries[i].key, field[1].base, field[1].len))) {
+                set_err(err, errlen, "keys line %d: channel or key listed twice", lineno);
+                goto fail_parse;
+            }
+        }
+        if (next.count == EDGE_KEYS_MAX) {
+            set_err(err, errlen, "keys line %d: more than %d keys", lineno, EDGE_KEYS_MAX);
+            edge_keys_close(&next);
+            return AX_ENOSPC;
+        }
+        if (next.count == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            void *n = ax_realloc(next.entries, ncap * sizeof *next.entries);
+            if (!n) {
+                set_err(err, errlen, "keys: out of memory");
+                edge_keys_close(&next);
+                return AX_ENOMEM;
+            }
+            next.entries = n;
+            cap = ncap;
+        }
+        struct edge_key_entry *e = &next.entries[next.count++];
+        memset(e, 0, sizeof *e);
+        memcpy(e->channel, field[0].base, field[0].len);
+        memcpy(e->key, field[1].base, field[1].len);
+        e->key_len = field[1].len;
+    }
+    edge_keys_close(k);
+    *k = next;
+    return 0;
+
+fail_parse:
+    edge_keys_close(&next);
+    return AX_EINVAL;
+}
+
+int edge_keys_load(edge_keys_t *k, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        set_err(err, errlen, "keys file %s: %s", path, strerror(errno));
+        return AX_EIO;
+    }
+    /* A keys file is small: EDGE_KEYS_MAX lines of at most ~200 bytes. */
+    size_t max = (size_t)EDGE_KEYS_MAX * (EDGE_CHANNEL_MAX + EDGE_KEY_MAX + 64);
+    char *text = ax_malloc(max + 1);
+    if (!text) {
+        fclose(f);
+        return AX_ENOMEM;
+    }
+    size_t n = fread(text, 1, max + 1, f);
+    int failed = ferror(f);
+    fclose(f);
+    if (failed || n > max) {
+        set_err(err, errlen, "keys file %s: %s", path, failed ? "read error" : "too large");
+        ax_free(text);
+        return failed ? AX_EIO : AX_EINVAL;
+    }
+    text[n] = '\0';
+    if (memchr(text, '\0', n)) {
+        set_err(err, errlen, "keys file %s: contains a NUL byte", path);
+        ax_free(text);
+        return AX_EINVAL;
+    }
+    char inner[200];
+    int rc = edge_keys_parse(k, text, inner, sizeof inner);
+    if (rc < 0)
+        set_err(err, errlen, "%s: %s", path, inner);
+    ax_free(text);
+    return rc;
+}
+
+const char *edge_keys_lookup(const edge_keys_t *k, ax_slice_t key)
+{
+    const char *found = NULL;
+    if (key.len == 0 || key.len > EDGE_KEY_MAX)
+        return NULL;
+    /* Every entry is compared over its full length whatever matched, so the time taken does
+     * not reveal how much of a guess was right. */
+    for (size_t i = 0; i < k->count; i++) {
+        const struct edge_key_entry *e = &k->entries[i];
+        uint8_t diff = (uint8_t)(e->key_len != key.len);
+        for (size_t j = 0; j < e->key_len; j++)
+            diff |= (uint8_t)(e->key[j] ^ (j < key.len ? key.base[j] : 0));
+        if (diff == 0)
+            found = e->channel;
+    }
+    return found;
+}

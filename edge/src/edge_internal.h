@@ -1,0 +1,171 @@
+/*
+ * aethex-edge internals: one libuv loop owns every socket (RTMP listener and connections,
+ * h2o's HTTP/1.1 + HTTP/2 listeners, timers, signals). Everything here runs on that loop
+ * thread; nothing here is thread-safe and nothing needs to be.
+ *
+ *   rtmp_server.c  RTMP listener; one media_rtmp_session per connection
+ *   channel.c      channels: publisher attachment, the HLS packager, held requests
+ *   http_server.c  h2o on our loop: routing, playlists/segments/parts, blocking reloads
+ *   metrics.c      Prometheus text for /metrics
+ *   config.c       config file, flags, keys file
+ *   main.c         the loop, signals, graceful stop
+ */
+#ifndef AETHEX_EDGE_INTERNAL_H
+#define AETHEX_EDGE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <h2o.h>
+#include <uv.h>
+
+#include "aethex/media/rtmp_session.h"
+
+#include "config.h"
+
+/* Counters for /metrics. Monotonic unless named *_active. */
+struct edge_metrics {
+    uint64_t rtmp_accepted;
+    uint64_t rtmp_refused;        /* closed at accept: over max-rtmp-conns or stopping */
+    uint64_t rtmp_active;
+    uint64_t rtmp_closed_error;   /* closed for a protocol error, timeout or I/O error */
+    uint64_t rtmp_bytes_in;
+    uint64_t rtmp_bytes_out;
+    uint64_t rtmp_backpressure;   /* times reading was paused for unsent output */
+    uint64_t publish_accepted;
+    uint64_t publish_rejected;
+    uint64_t frames_in[2];        /* video, audio */
+    uint64_t media_errors;        /* frames/configs the packager refused */
+    uint64_t http_conns_accepted;
+    uint64_t http_conns_refused;
+    uint64_t http_conns_active;
+    uint64_t http_requests;
+    uint64_t http_status[6];      /* by class: [2] = 2xx ... [5] = 5xx */
+    uint64_t http_bytes_out;      /* body bytes handed to h2o */
+    uint64_t holds_active;        /* blocking reloads waiting */
+    uint64_t holds_answered;
+    uint64_t holds_timed_out;
+    uint64_t segments;            /* completed segments, all channels */
+    uint64_t parts;               /* completed parts, all channels */
+};
+
+struct edge {
+    uv_loop_t *loop;
+    edge_config_t cfg;
+    edge_keys_t keys;
+
+    uv_tcp_t rtmp_listener;
+    uv_tcp_t http_listener;
+    uv_tcp_t tls_listener;
+    bool rtmp_listening, http_listening, tls_listening;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t sweep;            /* 250 ms: RTMP deadlines, channel expiry, stop progress */
+    uv_timer_t stop_deadline;
+
+    h2o_globalconf_t h2o_config;
+    h2o_context_t h2o_ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_accept_ctx_t tls_accept_ctx;
+    void *ssl_ctx;               /* SSL_CTX *, owned */
+    h2o_timeout_t hold_timeout;  /* blocking reload holds */
+    bool h2o_ready;
+
+    h2o_linklist_t rtmp_conns;   /* struct rtmp_conn */
+    h2o_linklist_t http_conns;   /* struct http_conn */
+    h2o_linklist_t channels;     /* struct edge_channel */
+    uint32_t nchannels;
+
+    bool stopping;
+    uint64_t started_ms;
+    struct edge_metrics m;
+};
+
+/* --- rtmp_server.c ---------------------------------------------------------------------- */
+int edge_rtmp_start(struct edge *e);
+/* Stops accepting and tells each publisher the stream is over; closes every connection
+ * once its output is flushed (or at the shutdown deadline). */
+void edge_rtmp_stop(struct edge *e);
+/* Closes every remaining connection now (stop deadline reached). */
+void edge_rtmp_close_all(struct edge *e);
+/* Called by the sweep timer: handshake and idle deadlines. */
+void edge_rtmp_sweep(struct edge *e, uint64_t now_ms);
+/* Closes the publishing connection of a channel (used when a channel is dropped). */
+struct rtmp_conn;
+void edge_rtmp_conn_kick(struct rtmp_conn *c, const char *reason);
+
+/* --- channel.c -------------------------------------------------------------------------- */
+struct edge_channel;
+
+/* Initialises the hold timeout (needs the loop). Returns 0. */
+int edge_channel_start(struct edge *e);
+
+/*
+ * Finds the channel named `name`, creating it when `create` (NULL when absent, when the
+ * name is invalid or when max-channels is reached).
+ */
+struct edge_channel *edge_channel_find(struct edge *e, ax_slice_t name, bool create);
+const char *edge_channel_name(const struct edge_channel *ch);
+
+/*
+ * Attaches `conn` as the publisher. Returns 0, or AX_ELIVE when another publisher is live.
+ * A channel that had a publisher before continues its playlists with a discontinuity.
+ */
+int edge_channel_publish_begin(struct edge_channel *ch, struct rtmp_conn *conn);
+/* Detaches the publisher (no-op when `conn` is not the publisher). Held requests that can
+ * no longer be satisfied are answered. */
+void edge_channel_publish_end(struct edge_channel *ch, struct rtmp_conn *conn);
+void edge_channel_on_video_config(struct edge_channel *ch, const media_avc_config_t *cfg);
+void edge_channel_on_audio_config(struct edge_channel *ch, const media_aac_config_t *cfg);
+void edge_channel_on_frame(struct edge_channel *ch, const media_frame_t *f);
+/* Sweep: drops channels that have had no publisher for channel-linger-ms. */
+void edge_channel_sweep(struct edge *e, uint64_t now_ms);
+/* Answers every held request (503). Stop path. */
+void edge_channel_release_holds(struct edge *e);
+/* Frees every channel and disposes of the hold timeout. */
+void edge_channel_free_all(struct edge *e);
+/* Serves a request under /live/<channel>/<rest>. Returns 0 (h2o handler convention). */
+int edge_channel_serve(struct edge *e, h2o_req_t *req, ax_slice_t channel, ax_slice_t rest,
+                       ax_slice_t query);
+size_t edge_channel_count_live(const struct edge *e);
+/* Appends per-channel Prometheus lines at buf+off; returns the new offset (<= cap). */
+size_t edge_channel_metrics(struct edge *e, char *buf, size_t off, size_t cap);
+
+/* --- http_server.c ---------------------------------------------------------------------- */
+int edge_http_start(struct edge *e);
+/* Stops accepting, asks h2o to shut connections down gracefully. */
+void edge_http_stop(struct edge *e);
+/* True when no HTTP connection is left. */
+bool edge_http_idle(const struct edge *e);
+void edge_http_dispose(struct edge *e);
+
+/* Sends a complete response whose body is `body` (borrowed: must stay valid until the
+ * request's pool is cleared, see edge_http_send_ref). Adds CORS headers. */
+void edge_http_send(struct edge *e, h2o_req_t *req, int status, const char *content_type,
+                    const char *cache_control, h2o_iovec_t *bufs, size_t nbufs);
+/* Sends a short text error ("404 not found"). */
+void edge_http_send_error(struct edge *e, h2o_req_t *req, int status, const char *reason,
+                          const char *cache_control);
+/* Calls `release(p)` when `req` is done (its pool is cleared): how ring bytes stay alive
+ * for exactly as long as h2o may still write them. */
+void edge_http_on_done(h2o_req_t *req, void (*release)(void *p), void *p);
+
+/*
+ * Splits a request path. Accepts "/live/<channel>/<rest>" (channel valid, rest made of
+ * [A-Za-z0-9._-] with no "..") and "/metrics". Returns EDGE_ROUTE_* and fills the slices
+ * (borrowed from `path`); EDGE_ROUTE_BAD for anything malformed (400), EDGE_ROUTE_NONE for a
+ * well-formed path we do not serve (404).
+ */
+enum edge_route { EDGE_ROUTE_BAD, EDGE_ROUTE_NONE, EDGE_ROUTE_METRICS, EDGE_ROUTE_LIVE };
+enum edge_route edge_http_route(ax_slice_t path, size_t max_path, ax_slice_t *channel,
+                                ax_slice_t *rest, ax_slice_t *query);
+
+/* --- metrics.c -------------------------------------------------------------------------- */
+/* Renders Prometheus text into `buf` (taken from the request pool by the caller). */
+size_t edge_metrics_render(struct edge *e, char *buf, size_t cap);
+/* printf into buf+off, never past cap; returns the new offset. */
+size_t edge_metrics_append(char *buf, size_t off, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+uint64_t edge_now_ms(struct edge *e);
+
+#endif /* AETHEX_EDGE_INTERNAL_H */

@@ -1,0 +1,222 @@
+/*
+ * aethex-edge: RTMP in, LL-HLS out, one libuv loop.
+ *
+ * Process life:
+ *
+ *   +----------+  listeners up  +---------+  SIGTERM/SIGINT  +----------+  all closed or  +--------+
+ *   | STARTING | -------------> | RUNNING | ---------------> | STOPPING | --------------> | CLOSED |
+ *   +----------+                +---------+                  +----------+  grace deadline  +--------+
+ *        |  bind/config error                                     ^  second signal: deadline now
+ *        +--------------------------------------------------------+
+ *
+ * STOPPING: listeners closed; publishers get NetStream.Unpublish.Success and their sockets
+ * are flushed then closed; held playlist requests are answered (503); h2o is asked to shut
+ * down (GOAWAY on HTTP/2, close idle HTTP/1 connections) so in-flight responses finish.
+ * CLOSED: every remaining handle is closed, and main returns uv_loop_close's verdict.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aethex/common/error.h"
+#include "aethex/common/log.h"
+
+#include "edge_internal.h"
+
+#define SWEEP_MS 250
+
+uint64_t edge_now_ms(struct edge *e)
+{
+    return uv_now(e->loop);
+}
+
+static void finish(struct edge *e);
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+    int *n = arg;
+    if (!uv_is_closing(h)) {
+        (*n)++;
+        uv_close(h, NULL);
+    }
+}
+
+static void finish(struct edge *e)
+{
+    edge_rtmp_close_all(e);
+    edge_channel_free_all(e);
+    edge_http_dispose(e);
+    uv_close((uv_handle_t *)&e->sig_term, NULL);
+    uv_close((uv_handle_t *)&e->sig_int, NULL);
+    uv_close((uv_handle_t *)&e->sig_hup, NULL);
+    uv_close((uv_handle_t *)&e->sweep, NULL);
+    uv_close((uv_handle_t *)&e->stop_deadline, NULL);
+    if (e->rtmp_listening)
+        uv_close((uv_handle_t *)&e->rtmp_listener, NULL);
+    if (e->http_listening)
+        uv_close((uv_handle_t *)&e->http_listener, NULL);
+    if (e->tls_listening)
+        uv_close((uv_handle_t *)&e->tls_listener, NULL);
+    e->rtmp_listening = e->http_listening = e->tls_listening = false;
+    int n = 0;
+    uv_walk(e->loop, walk_close, &n);
+    if (n > 0)
+        AX_LOG_W("edge", "closed %d handle(s) left open at stop", n);
+}
+
+static void stop_check(struct edge *e)
+{
+    if (e->stopping && h2o_linklist_is_empty(&e->rtmp_conns) && edge_http_idle(e)) {
+        AX_LOG_I("edge", "stopped cleanly");
+        uv_timer_stop(&e->sweep);
+        finish(e);
+    }
+}
+
+static void on_stop_deadline(uv_timer_t *t)
+{
+    struct edge *e = ax_container_of(t, struct edge, stop_deadline);
+    AX_LOG_W("edge", "stop deadline reached: rtmp_conns=%llu http_conns=%llu; closing",
+             (unsigned long long)e->m.rtmp_active, (unsigned long long)e->m.http_conns_active);
+    uv_timer_stop(&e->sweep);
+    finish(e);
+}
+
+static void begin_stop(struct edge *e, const char *why)
+{
+    if (e->stopping) {
+        AX_LOG_W("edge", "%s again: stopping now", why);
+        uv_timer_start(&e->stop_deadline, on_stop_deadline, 0, 0);
+        return;
+    }
+    e->stopping = true;
+    AX_LOG_I("edge", "%s: stopping (grace %u ms)", why, e->cfg.shutdown_grace_ms);
+    edge_rtmp_stop(e);
+    edge_channel_release_holds(e);
+    edge_http_stop(e);
+    uv_timer_start(&e->stop_deadline, on_stop_deadline, e->cfg.shutdown_grace_ms, 0);
+    stop_check(e);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct edge *e = s->data;
+    if (signum == SIGHUP) {
+        if (!e->cfg.keys_file[0])
+            return;
+        char err[256];
+        int rc = edge_keys_load(&e->keys, e->cfg.keys_file, err, sizeof err);
+        if (rc < 0)
+            AX_LOG_W("edge", "SIGHUP: keys not reloaded: %s", err);
+        else
+            AX_LOG_I("edge", "SIGHUP: keys reloaded: %zu channel(s)", e->keys.count);
+        return;
+    }
+    begin_stop(e, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct edge *e = ax_container_of(t, struct edge, sweep);
+    uint64_t now = edge_now_ms(e);
+    edge_rtmp_sweep(e, now);
+    if (!e->stopping)
+        edge_channel_sweep(e, now);
+    else
+        stop_check(e);
+}
+
+static int write_ports_file(struct edge *e)
+{
+    char tmp[EDGE_PATH_LEN + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", e->cfg.ports_file);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return AX_EIO;
+    fprintf(f, "rtmp=%d\nhttp=%d\ntls=%d\npid=%d\n", e->cfg.rtmp.port, e->cfg.http.port,
+            e->cfg.tls.port, (int)getpid());
+    if (fclose(f) != 0 || rename(tmp, e->cfg.ports_file) != 0)
+        return AX_EIO;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    static struct edge edge;
+    struct edge *e = &edge;
+    edge_config_default(&e->cfg);
+    char err[512];
+    int rc = edge_config_parse_args(&e->cfg, argc, argv, err, sizeof err);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "aethex-edge: %s\n", err);
+        return 2;
+    }
+    ax_log_set_level(e->cfg.log_level);
+    edge_keys_init(&e->keys);
+    if (!e->cfg.no_coordinator)
+        AX_LOG_W("edge", "no coordinator client yet: running standalone (--no-coordinator)");
+    if (e->cfg.keys_file[0]) {
+        rc = edge_keys_load(&e->keys, e->cfg.keys_file, err, sizeof err);
+        if (rc < 0) {
+            fprintf(stderr, "aethex-edge: %s\n", err);
+            return 2;
+        }
+        AX_LOG_I("edge", "keys file %s: %zu channel(s)", e->cfg.keys_file, e->keys.count);
+    } else if (!e->cfg.accept_any_key) {
+        fprintf(stderr, "aethex-edge: standalone mode needs --keys-file F or --accept-any-key\n");
+        return 2;
+    }
+    if (e->cfg.accept_any_key)
+        AX_LOG_W("edge", "accept-any-key: every stream key is accepted (channel = key)");
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    e->loop = &loop;
+    h2o_linklist_init_anchor(&e->rtmp_conns);
+    h2o_linklist_init_anchor(&e->http_conns);
+    h2o_linklist_init_anchor(&e->channels);
+    e->started_ms = uv_now(&loop);
+
+    uv_signal_init(&loop, &e->sig_term);
+    uv_signal_init(&loop, &e->sig_int);
+    uv_signal_init(&loop, &e->sig_hup);
+    e->sig_term.data = e->sig_int.data = e->sig_hup.data = e;
+    uv_signal_start(&e->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&e->sig_int, on_signal, SIGINT);
+    uv_signal_start(&e->sig_hup, on_signal, SIGHUP);
+    uv_timer_init(&loop, &e->sweep);
+    uv_timer_init(&loop, &e->stop_deadline);
+
+    int status = 0;
+    rc = edge_http_start(e);
+    if (rc == 0)
+        rc = edge_channel_start(e);
+    if (rc == 0)
+        rc = edge_rtmp_start(e);
+    if (rc == 0 && e->cfg.ports_file[0] && write_ports_file(e) < 0) {
+        AX_LOG_E("edge", "cannot write ports file %s", e->cfg.ports_file);
+        rc = AX_EIO;
+    }
+    if (rc < 0) {
+        status = 1;
+        e->stopping = true;
+        finish(e);
+    } else {
+        uv_timer_start(&e->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+        AX_LOG_I("edge", "running: rtmp://%s:%d/live http://%s:%d%s", e->cfg.rtmp.host,
+                 e->cfg.rtmp.port, e->cfg.http.host, e->cfg.http.port,
+                 e->cfg.tls.port >= 0 ? " (+https)" : "");
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(&loop);
+    if (rc != 0) {
+        AX_LOG_E("edge", "uv_loop_close: %s", uv_strerror(rc));
+        status = 1;
+    }
+    edge_keys_close(&e->keys);
+    return status;
+}
