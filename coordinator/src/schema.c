@@ -479,17 +479,13 @@ static const char sql_ensure_table[] =
     "  applied_at INTEGER NOT NULL"
     ") STRICT";
 static const char sql_read_version[] = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
-static const char sql_record[] =
+const char coord_migrator_record_sql[] =
     "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)";
 
 static const char *const state_names[COORD_MIGRATOR_STATE_COUNT] = {
     [COORD_MIGRATOR_ENSURE_TABLE] = "ensure_table",
-    [COORD_MIGRATOR_BEGIN] = "begin",
     [COORD_MIGRATOR_READ_VERSION] = "read_version",
-    [COORD_MIGRATOR_STATEMENT] = "statement",
-    [COORD_MIGRATOR_RECORD] = "record",
-    [COORD_MIGRATOR_COMMIT] = "commit",
-    [COORD_MIGRATOR_ROLLBACK] = "rollback",
+    [COORD_MIGRATOR_APPLY] = "apply",
     [COORD_MIGRATOR_DONE] = "done",
     [COORD_MIGRATOR_FAILED] = "failed",
 };
@@ -507,12 +503,6 @@ void coord_migrator_init(coord_migrator_t *m, int target)
     *m = (coord_migrator_t){.state = COORD_MIGRATOR_ENSURE_TABLE, .target = target};
 }
 
-static const coord_migration_t *next_migration(const coord_migrator_t *m)
-{
-    AX_PRE(m->current >= 0 && m->current < (int)coord_schema_migration_count);
-    return &coord_schema_migrations[m->current];
-}
-
 void coord_migrator_step(const coord_migrator_t *m, uint64_t now_ms, coord_migrator_step_t *step)
 {
     *step = (coord_migrator_step_t){.state = m->state};
@@ -520,28 +510,13 @@ void coord_migrator_step(const coord_migrator_t *m, uint64_t now_ms, coord_migra
     case COORD_MIGRATOR_ENSURE_TABLE:
         step->sql = sql_ensure_table;
         break;
-    case COORD_MIGRATOR_BEGIN:
-        step->sql = "BEGIN";
-        break;
     case COORD_MIGRATOR_READ_VERSION:
         step->sql = sql_read_version;
-        step->is_query = 1;
         break;
-    case COORD_MIGRATOR_STATEMENT:
-        step->sql = next_migration(m)->stmts[m->stmt_index];
-        break;
-    case COORD_MIGRATOR_RECORD:
-        step->sql = sql_record;
-        step->nparams = 3;
-        step->version = next_migration(m)->version;
-        step->name = next_migration(m)->name;
+    case COORD_MIGRATOR_APPLY:
+        /* current < target <= latest, and versions are 1..N in array order. */
+        step->migration = &coord_schema_migrations[m->current];
         step->applied_at_ms = (int64_t)now_ms;
-        break;
-    case COORD_MIGRATOR_COMMIT:
-        step->sql = "COMMIT";
-        break;
-    case COORD_MIGRATOR_ROLLBACK:
-        step->sql = "ROLLBACK";
         break;
     case COORD_MIGRATOR_DONE:
     case COORD_MIGRATOR_FAILED:
@@ -554,50 +529,21 @@ int coord_migrator_done(coord_migrator_t *m, int64_t version)
 {
     switch (m->state) {
     case COORD_MIGRATOR_ENSURE_TABLE:
-        m->state = COORD_MIGRATOR_BEGIN;
-        break;
-    case COORD_MIGRATOR_BEGIN:
-        m->in_txn = 1;
         m->state = COORD_MIGRATOR_READ_VERSION;
         break;
     case COORD_MIGRATOR_READ_VERSION:
         if (version < 0 || version > coord_schema_latest_version()) {
-            /* A newer binary migrated this database: refuse to run against it. */
-            m->current = version < 0 ? 0 : coord_schema_latest_version();
-            m->retry = 0;
-            m->state = COORD_MIGRATOR_ROLLBACK;
+            /* A newer binary migrated this database (or the table holds garbage): refuse to
+             * run against it rather than guess. */
+            m->state = COORD_MIGRATOR_FAILED;
             return AX_EBADDATA;
         }
         m->current = (int)version;
-        if (m->current >= m->target) {
-            m->retry = 0;
-            m->up_to_date = 1;
-            m->state = COORD_MIGRATOR_ROLLBACK; /* nothing to do: end the read transaction */
-            break;
-        }
-        m->stmt_index = 0;
-        m->state = next_migration(m)->stmts[0] ? COORD_MIGRATOR_STATEMENT : COORD_MIGRATOR_RECORD;
+        m->state = m->current >= m->target ? COORD_MIGRATOR_DONE : COORD_MIGRATOR_APPLY;
         break;
-    case COORD_MIGRATOR_STATEMENT:
-        m->stmt_index++;
-        if (!next_migration(m)->stmts[m->stmt_index])
-            m->state = COORD_MIGRATOR_RECORD;
-        break;
-    case COORD_MIGRATOR_RECORD:
-        m->state = COORD_MIGRATOR_COMMIT;
-        break;
-    case COORD_MIGRATOR_COMMIT:
-        m->in_txn = 0;
+    case COORD_MIGRATOR_APPLY:
         m->applied++;
-        m->state = COORD_MIGRATOR_BEGIN;
-        break;
-    case COORD_MIGRATOR_ROLLBACK:
-        m->in_txn = 0;
-        if (m->up_to_date) {
-            m->state = COORD_MIGRATOR_DONE;
-        } else {
-            m->state = m->retry ? COORD_MIGRATOR_BEGIN : COORD_MIGRATOR_FAILED;
-        }
+        m->state = COORD_MIGRATOR_READ_VERSION;
         break;
     case COORD_MIGRATOR_DONE:
     case COORD_MIGRATOR_FAILED:
@@ -609,22 +555,13 @@ int coord_migrator_done(coord_migrator_t *m, int64_t version)
 
 void coord_migrator_failed(coord_migrator_t *m, int retryable)
 {
-    AX_PRE(m->state != COORD_MIGRATOR_DONE && m->state != COORD_MIGRATOR_FAILED);
-    if (m->state == COORD_MIGRATOR_ROLLBACK) {
-        /* ROLLBACK fails when the transaction is already gone (dqlite rolls back on a
-         * leadership change, SQLite on some errors): either way nothing is open now. */
-        coord_migrator_done(m, 0);
+    AX_PRE(m->state == COORD_MIGRATOR_ENSURE_TABLE || m->state == COORD_MIGRATOR_READ_VERSION ||
+           m->state == COORD_MIGRATOR_APPLY);
+    if (!retryable) {
+        m->state = COORD_MIGRATOR_FAILED;
         return;
     }
-    if (retryable)
-        m->lost_races += m->in_txn;
-    m->retry = retryable;
-    if (m->in_txn) {
-        m->state = COORD_MIGRATOR_ROLLBACK;
-    } else {
-        m->state = retryable ? (m->state == COORD_MIGRATOR_ENSURE_TABLE
-                                    ? COORD_MIGRATOR_ENSURE_TABLE
-                                    : COORD_MIGRATOR_BEGIN)
-                             : COORD_MIGRATOR_FAILED;
-    }
+    m->retries++;
+    if (m->state != COORD_MIGRATOR_ENSURE_TABLE)
+        m->state = COORD_MIGRATOR_READ_VERSION;
 }

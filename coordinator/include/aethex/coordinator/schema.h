@@ -7,25 +7,26 @@
  * NULL-terminated array of single SQL statements (our dqlite client and sqlite3_prepare both
  * take one statement at a time, and splitting SQL text ourselves would be fragile).
  *
- * The logic has no I/O (STYLE 10): coord_migrator_t says which statement to run next and is
- * told what happened; the coordinator drives it through the asynchronous dqlite client, and the
- * unit test drives it through libsqlite3. The sequence, for as long as work remains:
+ * The logic has no I/O (STYLE 10): coord_migrator_t says what to run next and is told what
+ * happened; the coordinator drives it through the asynchronous dqlite client, the unit test
+ * through libsqlite3. The sequence:
  *
- *     ENSURE_TABLE  CREATE TABLE IF NOT EXISTS schema_version (idempotent)
+ *     ENSURE_TABLE   CREATE TABLE IF NOT EXISTS schema_version   (idempotent, autocommit)
  *          |
- *        BEGIN --------------------------------------------.
- *          |                                               |
- *     READ_VERSION  SELECT max(version)   -- up to date --> ROLLBACK --> DONE
- *          |  (v = max + 1)
- *     STATEMENT x n  the statements of migration v
- *          |
- *     RECORD        INSERT INTO schema_version (v, name, now)
- *          |
- *        COMMIT ----> back to BEGIN for v + 1
+ *     READ_VERSION   SELECT max(version) --- >= target ---> DONE
+ *          |  v = max + 1
+ *     APPLY v        ONE transaction: first coord_migrator_record_sql (version v, name, now),
+ *          |         then every statement of migration v; then back to READ_VERSION
  *
- * Any error inside the transaction moves to ROLLBACK; the driver then decides, from
- * coord_migrator_failed()'s answer, whether to retry from BEGIN (a concurrent attempt won:
- * "database is locked", a constraint on schema_version, leadership changed) or give up.
+ * Running the INSERT into schema_version first is the re-check inside the transaction: if
+ * another node applied v since we read the version, that INSERT fails on the PRIMARY KEY
+ * before any DDL runs, the whole transaction is rolled back, and the migrator reads the
+ * version again. A writer holding the lock ("database is locked"), a leader change, or an
+ * outcome the client cannot know (AX_EUNKNOWN) are retryable the same way: reading the
+ * version again tells what happened. Anything else (an error in our own SQL) is FAILED.
+ * Through the dqlite client, APPLY is one write item of coord_dqlite_write(): an item is
+ * atomic, so a half-applied migration can never commit, even across a leader change.
+ */
  */
 #ifndef AETHEX_COORDINATOR_SCHEMA_H
 #define AETHEX_COORDINATOR_SCHEMA_H
@@ -51,38 +52,31 @@ int coord_schema_latest_version(void);
 
 typedef enum {
     COORD_MIGRATOR_ENSURE_TABLE,
-    COORD_MIGRATOR_BEGIN,
     COORD_MIGRATOR_READ_VERSION,
-    COORD_MIGRATOR_STATEMENT,
-    COORD_MIGRATOR_RECORD,
-    COORD_MIGRATOR_COMMIT,
-    COORD_MIGRATOR_ROLLBACK,
+    COORD_MIGRATOR_APPLY,
     COORD_MIGRATOR_DONE,
     COORD_MIGRATOR_FAILED,
     COORD_MIGRATOR_STATE_COUNT
 } coord_migrator_state_t;
 
-/* What the driver must run next. For RECORD, bind params[0..2] (version, name, applied_at). */
+/* The INSERT that starts every APPLY transaction; bind (version, name, applied_at_ms). */
+extern const char coord_migrator_record_sql[];
+
+/* What the driver must run next. */
 typedef struct coord_migrator_step {
     coord_migrator_state_t state;
-    const char *sql;        /* borrowed static text; NULL when DONE or FAILED */
-    int is_query;           /* READ_VERSION: run as a query, report the one integer it returns */
-    int nparams;            /* 0 or 3 */
-    int64_t version;        /* param 1 (RECORD) */
-    const char *name;       /* param 2 (RECORD) */
-    int64_t applied_at_ms;  /* param 3 (RECORD) */
+    const char *sql;                     /* ENSURE_TABLE (exec), READ_VERSION (query: one
+                                          * integer); static text. NULL otherwise. */
+    const coord_migration_t *migration;  /* APPLY: record, then migration->stmts, atomically */
+    int64_t applied_at_ms;               /* APPLY: the third parameter of the record */
 } coord_migrator_step_t;
 
 typedef struct coord_migrator {
     coord_migrator_state_t state;
-    int target;         /* apply up to this version */
-    int current;        /* version read inside the current transaction */
-    size_t stmt_index;  /* next statement of migration current + 1 */
-    int applied;        /* migrations this migrator committed */
-    int lost_races;     /* transactions rolled back because another node was first */
-    int in_txn;
-    int retry;          /* after ROLLBACK: 1 = back to BEGIN, 0 = FAILED */
-    int up_to_date;     /* after ROLLBACK: DONE */
+    int target;     /* apply up to this version */
+    int current;    /* the version last read */
+    int applied;    /* migrations this migrator committed */
+    int retries;    /* retryable failures (lost races, locks, leader changes, unknown outcomes) */
 } coord_migrator_t;
 
 /* Starts a migrator that brings the database to `target` (usually the latest version).
@@ -93,13 +87,13 @@ void coord_migrator_init(coord_migrator_t *m, int target);
 void coord_migrator_step(const coord_migrator_t *m, uint64_t now_ms, coord_migrator_step_t *step);
 
 /* The current step succeeded. For READ_VERSION, `version` is the integer the query returned
- * (0 when the table is empty); ignored otherwise. Returns 0 or AX_EBADDATA when the database
+ * (0 when the table is empty); ignored otherwise. Returns 0, or AX_EBADDATA when the database
  * reports a version newer than this binary knows (then the migrator is FAILED). */
 int coord_migrator_done(coord_migrator_t *m, int64_t version);
 
-/* The current step failed. `retryable` says whether a concurrent writer or a leader change
- * may explain it. Moves to ROLLBACK if a transaction is open, else to BEGIN (retryable) or
- * FAILED. After the ROLLBACK step the migrator goes back to BEGIN or to FAILED. */
+/* The current step failed. `retryable`: a concurrent writer, a leader change or an unknown
+ * outcome may explain it, so the migrator goes back to READ_VERSION (ENSURE_TABLE stays);
+ * otherwise it is FAILED. */
 void coord_migrator_failed(coord_migrator_t *m, int retryable);
 
 /* Name of a state, for logs. */
