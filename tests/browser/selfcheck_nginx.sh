@@ -10,6 +10,7 @@
 #   4. a 2-level master playlist (nginx hls_variant) with --switch-levels: hls.js is forced
 #      up and down and reaches both levels                     -> play.js exit 0
 #   5. the single-level stream with --switch-levels            -> play.js exit 1 (needs >= 2 levels)
+#   6. play_test.sh (the CTest wrapper) starts this nginx and an OBS-like ffmpeg itself -> exit 0
 # Everything on 127.0.0.1 with free ports; all state in a temp dir that is removed at exit.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -29,23 +30,16 @@ if [ ! -f "$SRC_LO" ]; then   # a second rendition for the level-switch check (m
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RTMP_PORT=$(free_port); HTTP_PORT=$(free_port)
-W="$(mktemp -d /tmp/aethex-selfcheck-XXXXXX)"
-mkdir -p "$W/hls" "$W/logs" "$W/tmp"
-# nginx workers run as nobody when started by root: they must reach and write the HLS dir
-chmod 755 "$W"; chmod 1777 "$W/hls"
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2> /dev/null; done
-    [ -f "$W/logs/nginx.pid" ] && kill "$(cat "$W/logs/nginx.pid")" 2> /dev/null
-    sleep 0.5
-    rm -rf "$W"
-}
-trap cleanup EXIT; [ -n "${SELFCHECK_KEEP:-}" ] && trap - EXIT
 
-# The anchor config (bench/anchors/nginx-rtmp.conf) with free ports, a private prefix, CORS for
-# the player page's origin, and two hls_variant suffixes for the master-playlist check.
-cat > "$W/nginx.conf" << EOF
+# write_conf DIR RTMP_PORT HTTP_PORT: the anchor config (bench/anchors/nginx-rtmp.conf) with the
+# given ports, a private prefix DIR, CORS for the player page's origin, and two hls_variant
+# suffixes for the master-playlist check.
+write_conf() {
+    local W="$1"
+    mkdir -p "$W/hls" "$W/logs" "$W/tmp"
+    # nginx workers run as nobody when started by root: they must reach and write the HLS dir
+    chmod 755 "$W"; chmod 1777 "$W/hls"
+    cat > "$W/nginx.conf" << EOF
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 daemon off;
 master_process on;
@@ -55,7 +49,7 @@ error_log $W/logs/error.log warn;
 events { worker_connections 256; }
 rtmp {
     server {
-        listen 127.0.0.1:$RTMP_PORT;
+        listen 127.0.0.1:$2;
         chunk_size 4096;
         application live {
             live on;
@@ -78,7 +72,7 @@ http {
     scgi_temp_path $W/tmp/scgi;
     types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
     server {
-        listen 127.0.0.1:$HTTP_PORT;
+        listen 127.0.0.1:$3;
         location /hls/ {
             alias $W/hls/;
             add_header Cache-Control no-cache;
@@ -87,6 +81,27 @@ http {
     }
 }
 EOF
+}
+
+# --serve DIR RTMP_PORT HTTP_PORT: run that nginx in the foreground (check 6 hands this to
+# play_test.sh as PLAY_TEST_SERVER_CMD)
+if [ "${1:-}" = "--serve" ]; then
+    [ $# -eq 4 ] || die "usage: $0 --serve DIR RTMP_PORT HTTP_PORT"
+    write_conf "$2" "$3" "$4"
+    exec /usr/sbin/nginx -p "$2/" -e "$2/logs/error.log" -c "$2/nginx.conf"
+fi
+
+RTMP_PORT=$(free_port); HTTP_PORT=$(free_port)
+W="$(mktemp -d /tmp/aethex-selfcheck-XXXXXX)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2> /dev/null; done
+    [ -f "$W/logs/nginx.pid" ] && kill "$(cat "$W/logs/nginx.pid")" 2> /dev/null
+    sleep 0.5
+    rm -rf "$W"
+}
+trap cleanup EXIT; [ -n "${SELFCHECK_KEEP:-}" ] && trap - EXIT
+write_conf "$W" "$RTMP_PORT" "$HTTP_PORT"
 /usr/sbin/nginx -p "$W/" -e "$W/logs/error.log" -c "$W/nginx.conf" > "$W/logs/nginx.out" 2>&1 &
 pids+=($!)
 
@@ -172,6 +187,12 @@ pids+=($!)
 wait_playlist "$BASE/abr_lo.m3u8" 20 && wait_playlist "$BASE/abr_hi.m3u8" 20 || die "abr variants never listed"
 node "$here/play.js" --url "$BASE/abr.m3u8" --seconds "$SECONDS_WIN" --switch-levels > "$W/r4.json"
 check "4 master playlist, forced level switches up and down" 0 $? "$W/r4.json"
+
+# 6. the CTest wrapper brings its own server (this nginx on free ports) and OBS-like publisher
+PLAY_TEST_SERVER_CMD="$here/selfcheck_nginx.sh --serve $W/pt {rtmp_port} {http_port}" \
+PLAY_TEST_PUBLISH_URL="rtmp://127.0.0.1:{rtmp_port}/live/pt" \
+    "$here/play_test.sh" "http://127.0.0.1:{http_port}/hls/pt.m3u8" "$SECONDS_WIN" > "$W/r6.json"
+check "6 play_test.sh with its own server and publisher" 0 $? "$W/r6.json"
 
 echo "selfcheck: $fails check(s) failed"
 [ "$fails" -eq 0 ]
