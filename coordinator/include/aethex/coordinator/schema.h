@@ -27,7 +27,6 @@
  * Through the dqlite client, APPLY is one write item of coord_dqlite_write(): an item is
  * atomic, so a half-applied migration can never commit, even across a leader change.
  */
- */
 #ifndef AETHEX_COORDINATOR_SCHEMA_H
 #define AETHEX_COORDINATOR_SCHEMA_H
 
