@@ -337,6 +337,8 @@ struct media_hls_waiter {
     uint64_t msn;
     int64_t part;                   /* -1: the whole segment */
     bool exact;                     /* resource wait: this exact part must exist */
+    uint8_t where;                  /* 0 idle, 1 queued, 2 about to fire */
+    int status;
 };
 
 /*
