@@ -1,28 +1,113 @@
 /*
- * Channels: the publisher attachment and (once media/hls.h lands) the packager and the
- * held blocking-reload requests. Skeleton: registry and publish rules only.
+ * Channels: who publishes, the CMAF/LL-HLS stream (media/hls.h), and the HTTP requests
+ * held for blocking playlist reloads.
+ *
+ * A channel's life:
+ *
+ *   +------+ publish  +------+ unpublish / publisher gone  +-------+ channel-linger-ms  +-------+
+ *   | NEW  | -------> | LIVE | --------------------------> | IDLE  | -----------------> | FREED |
+ *   +------+          +------+ <-------------------------- +-------+                    +-------+
+ *                              publish (same key): the playlists continue, next segment
+ *                              carries EXT-X-DISCONTINUITY
+ *
+ * | state | publisher | HLS stream                     | requests                           |
+ * |-------|-----------|--------------------------------|------------------------------------|
+ * | NEW   | none      | none                           | 404                                |
+ * | LIVE  | one conn  | fed frame by frame             | served; blocking reloads held      |
+ * | IDLE  | none      | parts closed (discontinuity()) | served from the ring; holds wait   |
+ * |       |           |                                | for the next publish or time out   |
+ * | FREED | -         | freed: waiters get ECANCELED   | answered 503 by the waiter cb       |
+ *
+ * A second publisher while LIVE is refused (AX_ELIVE): the first keeps the channel.
+ *
+ * URLs: /live/<channel>/index.m3u8 is the master playlist; renditions live under
+ * /live/<channel>/<rendition>/ with media/'s names (index.m3u8, init-<g>.mp4, seg-<n>.m4s,
+ * part-<n>.<i>.m4s). Rendition names carry the stream's instance id ("video-k3x9q1"), so a
+ * URL never names two different byte strings even when a channel is dropped and created
+ * again: that is what makes "immutable, max-age=1 year" on parts and segments true.
+ *
+ * Held requests (struct hold) live in the request's h2o pool, so a viewer that goes away
+ * before the answer is cleaned up by the pool's dispose hook; every other path (media
+ * ready, timeout, stream freed, edge stopping) answers exactly once and unlinks first.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "aethex/common/alloc.h"
+#include "aethex/common/clock.h"
 #include "aethex/common/error.h"
 #include "aethex/common/log.h"
+#include "aethex/media/hls.h"
 
 #include "edge_internal.h"
+
+#define CC_IMMUTABLE "public, max-age=31536000, immutable"
+#define CC_PLAYLIST "public, max-age=1"
+#define CC_BLOCKING "public, max-age=6"
+#define CC_MASTER "public, max-age=2"
+#define CC_MISSING "no-cache"
+#define RENDITION_NAME_MAX 32
 
 struct edge_channel {
     h2o_linklist_t link;            /* in edge->channels */
     struct edge *edge;
     struct rtmp_conn *publisher;    /* borrowed; NULL when nobody publishes */
-    uint32_t publishes;             /* publishes so far: > 0 means the next one is a
-                                     * discontinuity */
+    uint32_t publishes;             /* accepted publishes so far */
     uint64_t idle_since_ms;
+    media_hls_stream_t *hls;        /* owned; created at the first publish */
+    media_hls_rendition_t *video;   /* owned by hls; added at the first AVC config */
+    media_hls_rendition_t *audio;   /* owned by hls; added at the first AAC config */
+    char id[16];                    /* stream instance id used in rendition names */
+    bool media_error_logged;        /* one log line per publish for refused media */
+    uint64_t http_requests;
+    uint64_t http_bytes;
     char name[EDGE_CHANNEL_MAX + 1];
 };
 
+enum hold_kind { HOLD_MASTER, HOLD_PLAYLIST, HOLD_RESOURCE };
+
+struct hold {
+    media_hls_waiter_t w;           /* first: media/ calls back with &w */
+    struct edge *edge;
+    h2o_req_t *req;
+    struct edge_channel *ch;
+    media_hls_rendition_t *r;
+    enum hold_kind kind;
+    media_hls_resource_t res;
+    media_hls_skip_t skip;
+    bool blocking;                  /* had _HLS_msn: cacheable a little longer */
+    bool active;                    /* queued, timer linked, in edge->holds */
+    h2o_timeout_entry_t timeout;
+    h2o_linklist_t link;            /* in edge->holds */
+};
+
+static uint64_t channel_hold_ms(const edge_config_t *c, const media_hls_config_t *h)
+{
+    if (c->hold_timeout_ms)
+        return c->hold_timeout_ms;
+    uint32_t target_s = h->target_duration_s;
+    if (target_s == 0)
+        target_s = (3 * h->segment_target_ms + 1999) / 2000; /* ceil(1.5 * target) */
+    return 3ull * target_s * 1000; /* the spec suggests answering 503 after 3 targets */
+}
+
+static void hls_config(const edge_config_t *c, media_hls_config_t *h)
+{
+    media_hls_config_default(h);
+    h->segment_target_ms = c->segment_ms;
+    h->part_target_ms = c->part_ms < c->segment_ms ? c->part_ms : c->segment_ms;
+    h->window_segments = c->window_segments < 3 ? 3 : c->window_segments;
+}
+
 int edge_channel_start(struct edge *e)
 {
-    (void)e;
+    media_hls_config_t h;
+    hls_config(&e->cfg, &h);
+    h2o_linklist_init_anchor(&e->holds);
+    h2o_timeout_init(e->loop, &e->hold_timeout, channel_hold_ms(&e->cfg, &h));
+    e->hold_timeout_ready = true;
+    AX_LOG_D("edge channel", "blocking reload hold timeout %llu ms",
+             (unsigned long long)channel_hold_ms(&e->cfg, &h));
     return 0;
 }
 
@@ -48,16 +133,49 @@ struct edge_channel *edge_channel_find(struct edge *e, ax_slice_t name, bool cre
     ch->idle_since_ms = edge_now_ms(e);
     h2o_linklist_insert(&e->channels, &ch->link);
     e->nchannels++;
-    AX_LOG_I("edge channel", "channel=%s created", ch->name);
+    AX_LOG_D("edge channel", "channel=%s created", ch->name);
     return ch;
+}
+
+static void make_id(char *out, size_t size)
+{
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    static uint64_t seq;
+    uint64_t v = ax_clock_wall_ms(ax_clock_system()) * 16 + (seq++ & 15);
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = digits[v % 36];
+        v /= 36;
+    } while (v && n < sizeof tmp);
+    size_t i = 0;
+    for (; i < n && i + 1 < size; i++)
+        out[i] = tmp[n - 1 - i];
+    out[i] = '\0';
 }
 
 int edge_channel_publish_begin(struct edge_channel *ch, struct rtmp_conn *conn)
 {
+    struct edge *e = ch->edge;
     if (ch->publisher)
         return AX_ELIVE;
+    if (!ch->hls) {
+        media_hls_config_t h;
+        hls_config(&e->cfg, &h);
+        int rc = media_hls_stream_new(&h, &ch->hls);
+        if (rc < 0) {
+            AX_LOG_E("edge channel", "channel=%s hls stream: %s", ch->name, ax_strerror(rc));
+            return rc;
+        }
+        make_id(ch->id, sizeof ch->id);
+        ch->video = ch->audio = NULL;
+    } else {
+        AX_LOG_I("edge channel", "channel=%s publisher reconnected: playlists continue after a "
+                 "discontinuity", ch->name);
+    }
     ch->publisher = conn;
     ch->publishes++;
+    ch->media_error_logged = false;
     return 0;
 }
 
@@ -67,30 +185,394 @@ void edge_channel_publish_end(struct edge_channel *ch, struct rtmp_conn *conn)
         return;
     ch->publisher = NULL;
     ch->idle_since_ms = edge_now_ms(ch->edge);
+    /* Close the open part and segment so that everything received is served, and start a
+     * new timeline for whoever publishes next (EXT-X-DISCONTINUITY). */
+    if (ch->hls && media_hls_stream_discontinuity(ch->hls) < 0) {
+        AX_LOG_E("edge channel", "channel=%s discontinuity: out of memory; dropping the stream",
+                 ch->name);
+        media_hls_stream_free(ch->hls);
+        ch->hls = NULL;
+        ch->video = ch->audio = NULL;
+    }
+}
+
+static void media_error(struct edge_channel *ch, const char *what, int rc)
+{
+    ch->edge->m.media_errors++;
+    if (ch->media_error_logged)
+        return;
+    ch->media_error_logged = true;
+    AX_LOG_W("edge channel", "channel=%s %s refused: %s (further errors of this publish are "
+             "only counted)", ch->name, what, ax_strerror(rc));
+}
+
+static media_hls_rendition_t *add_rendition(struct edge_channel *ch, media_track_t track)
+{
+    char name[RENDITION_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s-%s", track == MEDIA_TRACK_VIDEO ? "video" : "audio", ch->id);
+    media_hls_rendition_config_t rc = {.name = name, .track = track, .bandwidth_hint = 0};
+    media_hls_rendition_t *r = NULL;
+    int err = media_hls_stream_add_rendition(ch->hls, &rc, &r);
+    if (err < 0) {
+        media_error(ch, "rendition", err);
+        return NULL;
+    }
+    return r;
 }
 
 void edge_channel_on_video_config(struct edge_channel *ch, const media_avc_config_t *cfg)
 {
-    (void)ch;
-    (void)cfg;
+    if (!ch->hls)
+        return;
+    if (!ch->video && !(ch->video = add_rendition(ch, MEDIA_TRACK_VIDEO)))
+        return;
+    int rc = media_hls_rendition_set_video_config(ch->video, cfg);
+    if (rc < 0)
+        media_error(ch, "video config", rc);
+    else
+        AX_LOG_I("edge channel", "channel=%s video %ux%u %s", ch->name, cfg->width, cfg->height,
+                 media_hls_rendition_codecs(ch->video));
 }
 
 void edge_channel_on_audio_config(struct edge_channel *ch, const media_aac_config_t *cfg)
 {
-    (void)ch;
-    (void)cfg;
+    if (!ch->hls)
+        return;
+    if (!ch->audio && !(ch->audio = add_rendition(ch, MEDIA_TRACK_AUDIO)))
+        return;
+    int rc = media_hls_rendition_set_audio_config(ch->audio, cfg);
+    if (rc < 0)
+        media_error(ch, "audio config", rc);
+    else
+        AX_LOG_I("edge channel", "channel=%s audio %u Hz %u ch %s", ch->name, cfg->sample_rate,
+                 cfg->channels, media_hls_rendition_codecs(ch->audio));
 }
 
 void edge_channel_on_frame(struct edge_channel *ch, const media_frame_t *f)
 {
-    (void)ch;
-    (void)f;
+    media_hls_rendition_t *r = f->track == MEDIA_TRACK_VIDEO ? ch->video : ch->audio;
+    if (!r)
+        return; /* no codec config yet: nothing can be packaged */
+    int rc = media_hls_rendition_push(r, f, ax_clock_wall_ms(ax_clock_system()));
+    if (rc < 0)
+        media_error(ch, f->track == MEDIA_TRACK_VIDEO ? "video frame" : "audio frame", rc);
+}
+
+/* --- serving ---------------------------------------------------------------------------- */
+
+static void unref_part(void *p)
+{
+    media_part_unref(p);
+}
+
+/* Sends `part` (a reference the caller owns, taken here): its pieces go to h2o as they are,
+ * and the reference is dropped when h2o is done with the request. */
+static void send_part(struct edge_channel *ch, h2o_req_t *req, media_part_t *part,
+                      const char *content_type, const char *cache_control)
+{
+    size_t n = media_part_iov_count(part);
+    h2o_iovec_t *bufs = h2o_mem_alloc_pool(&req->pool, (n ? n : 1) * sizeof *bufs);
+    for (size_t i = 0; i < n; i++) {
+        ax_slice_t s = media_part_iov(part, i);
+        bufs[i] = h2o_iovec_init(s.base, s.len);
+    }
+    edge_http_on_done(req, unref_part, part);
+    ch->http_requests++;
+    ch->http_bytes += media_part_size(part);
+    edge_http_send(ch->edge, req, 200, content_type, cache_control, bufs, n);
+}
+
+static void hold_deactivate(struct hold *h)
+{
+    if (!h->active)
+        return;
+    h->active = false;
+    media_hls_waiter_cancel(&h->w);
+    h2o_timeout_unlink(&h->timeout);
+    h2o_linklist_unlink(&h->link);
+    h->edge->m.holds_active--;
+}
+
+static void hold_answer_error(struct hold *h, int status, const char *reason)
+{
+    hold_deactivate(h);
+    edge_http_send_error(h->edge, h->req, status, reason, "no-store");
+}
+
+static void on_hold_dispose(void *p)
+{
+    /* The request is gone (viewer hung up, connection closed) before we answered. */
+    hold_deactivate(p);
+}
+
+static void on_hold_timeout(h2o_timeout_entry_t *entry)
+{
+    struct hold *h = H2O_STRUCT_FROM_MEMBER(struct hold, timeout, entry);
+    h->edge->m.holds_timed_out++;
+    AX_LOG_D("edge http", "channel=%s blocking request timed out", h->ch->name);
+    hold_answer_error(h, 503, "the requested media did not appear in time");
+}
+
+static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
+                         struct hold *h);
+static void serve_playlist(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
+                           media_hls_rendition_t *r, const media_hls_params_t *p, struct hold *h);
+static void serve_resource(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
+                           media_hls_rendition_t *r, const media_hls_resource_t *res,
+                           struct hold *h);
+
+static void on_hold_ready(media_hls_waiter_t *w, int status)
+{
+    struct hold *h = (struct hold *)w;
+    h->active = false; /* the waiter already left media/'s queue */
+    h2o_timeout_unlink(&h->timeout);
+    h2o_linklist_unlink(&h->link);
+    h->edge->m.holds_active--;
+    if (status == AX_ECANCELED) {
+        edge_http_send_error(h->edge, h->req, 503, "stream closed", "no-store");
+        return;
+    }
+    if (status < 0) {
+        edge_http_send_error(h->edge, h->req, 404, "this part will never exist", CC_MISSING);
+        return;
+    }
+    h->edge->m.holds_answered++;
+    /* Serve again with the same hold: in the rare case the media is still not there (master
+     * waiting for the audio config), the request is queued once more under the same timer
+     * budget only if it has not expired. */
+    media_hls_params_t p = {.skip = h->skip};
+    switch (h->kind) {
+    case HOLD_MASTER:
+        serve_master(h->edge, h->ch, h->req, h);
+        break;
+    case HOLD_PLAYLIST:
+        serve_playlist(h->edge, h->ch, h->req, h->r, &p, h);
+        break;
+    case HOLD_RESOURCE:
+        serve_resource(h->edge, h->ch, h->req, h->r, &h->res, h);
+        break;
+    }
+}
+
+/* Returns a hold for `req` (reusing `h` when re-queueing), not yet active. */
+static struct hold *hold_for(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
+                             struct hold *h)
+{
+    if (h)
+        return h;
+    h = h2o_mem_alloc_shared(&req->pool, sizeof *h, on_hold_dispose);
+    memset(h, 0, sizeof *h);
+    h->edge = e;
+    h->req = req;
+    h->ch = ch;
+    h->w.data = h;
+    return h;
+}
+
+/* `rc` is what wait_* returned for `h`: 1 ready now, 0 queued, < 0 an error to answer. */
+static bool hold_queued(struct edge *e, struct hold *h, int rc, bool fresh)
+{
+    if (rc != 0)
+        return false;
+    h->active = true;
+    e->m.holds_active++;
+    h2o_linklist_insert(&e->holds, &h->link);
+    if (fresh || !h2o_timeout_is_linked(&h->timeout)) {
+        h->timeout.cb = on_hold_timeout;
+        h2o_timeout_link(e->loop, &e->hold_timeout, &h->timeout);
+    }
+    return true;
+}
+
+static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
+                         struct hold *h)
+{
+    media_part_t *part = NULL;
+    int rc = media_hls_stream_master(ch->hls, &part);
+    if (rc == 0) {
+        send_part(ch, req, part, "application/vnd.apple.mpegurl", CC_MASTER);
+        return;
+    }
+    if (rc != AX_EAGAIN || h) {
+        /* Already waited once (or out of memory): the publisher sent video without the
+         * audio config, or no config at all. */
+        edge_http_send_error(e, req, 503, rc == AX_EAGAIN ? "stream is starting" : ax_strerror(rc),
+                             "no-store");
+        return;
+    }
+    /* Wait for the first part of a rendition that exists: by then every config a publisher
+     * sends up front (OBS and ffmpeg send both sequence headers first) has arrived. */
+    media_hls_rendition_t *r = ch->video ? ch->video : ch->audio;
+    if (!r) {
+        edge_http_send_error(e, req, 503, "stream is starting", "no-store");
+        return;
+    }
+    h = hold_for(e, ch, req, NULL);
+    h->kind = HOLD_MASTER;
+    h->r = r;
+    media_hls_params_t p = {.has_msn = true, .msn = 0, .has_part = true, .part = 0};
+    rc = media_hls_rendition_wait_playlist(r, &h->w, &p, on_hold_ready);
+    if (hold_queued(e, h, rc, true))
+        return;
+    if (rc == 1) {
+        rc = media_hls_stream_master(ch->hls, &part);
+        if (rc == 0) {
+            send_part(ch, req, part, "application/vnd.apple.mpegurl", CC_MASTER);
+            return;
+        }
+    }
+    edge_http_send_error(e, req, 503, "stream is starting", "no-store");
+}
+
+static void serve_playlist(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
+                           media_hls_rendition_t *r, const media_hls_params_t *p, struct hold *h)
+{
+    const char *ctype = media_hls_rendition_content_type(r, MEDIA_HLS_RES_PLAYLIST);
+    bool fresh = h == NULL;
+    if (fresh) {
+        int rc = 1;
+        if (p->has_msn) {
+            h = hold_for(e, ch, req, NULL);
+            h->kind = HOLD_PLAYLIST;
+            h->r = r;
+            h->skip = p->skip;
+            h->blocking = true;
+            rc = media_hls_rendition_wait_playlist(r, &h->w, p, on_hold_ready);
+            if (hold_queued(e, h, rc, true))
+                return;
+        }
+        if (rc == AX_ETOOFAR || rc == AX_EINVAL) {
+            edge_http_send_error(e, req, 400, "_HLS_msn/_HLS_part too far ahead", "no-store");
+            return;
+        }
+        if (rc == AX_ENOSPC) {
+            edge_http_send_error(e, req, 503, "too many blocking requests", "no-store");
+            return;
+        }
+    }
+    media_part_t *part = NULL;
+    int rc = media_hls_rendition_playlist(r, p->skip, &part);
+    if (rc == 0) {
+        send_part(ch, req, part, ctype, h && h->blocking ? CC_BLOCKING : CC_PLAYLIST);
+        return;
+    }
+    if (rc == AX_EAGAIN) {
+        /* Nothing packaged yet: wait for the very first part, whatever was asked. */
+        h = hold_for(e, ch, req, h);
+        h->kind = HOLD_PLAYLIST;
+        h->r = r;
+        h->skip = p->skip;
+        media_hls_params_t first = {.has_msn = true, .msn = 0, .has_part = true, .part = 0};
+        rc = media_hls_rendition_wait_playlist(r, &h->w, &first, on_hold_ready);
+        if (hold_queued(e, h, rc, fresh))
+            return;
+        if (rc == 1 && media_hls_rendition_playlist(r, p->skip, &part) == 0) {
+            send_part(ch, req, part, ctype, CC_PLAYLIST);
+            return;
+        }
+    }
+    edge_http_send_error(e, req, 503, "playlist not available", "no-store");
+}
+
+static void serve_resource(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
+                           media_hls_rendition_t *r, const media_hls_resource_t *res,
+                           struct hold *h)
+{
+    media_part_t *part = NULL;
+    int rc = media_hls_rendition_get(r, res, &part);
+    if (rc == AX_EAGAIN) {
+        bool fresh = h == NULL;
+        h = hold_for(e, ch, req, h);
+        h->kind = HOLD_RESOURCE;
+        h->r = r;
+        h->res = *res;
+        rc = media_hls_rendition_wait_resource(r, &h->w, res, on_hold_ready);
+        if (hold_queued(e, h, rc, fresh))
+            return;
+        if (rc == 1)
+            rc = media_hls_rendition_get(r, res, &part);
+    }
+    switch (rc) {
+    case 0:
+        send_part(ch, req, part, media_hls_rendition_content_type(r, res->kind), CC_IMMUTABLE);
+        return;
+    case AX_ENOSPC:
+        edge_http_send_error(e, req, 503, "too many blocking requests", "no-store");
+        return;
+    case AX_EGONE:
+        edge_http_send_error(e, req, 404, "no longer available", CC_MISSING);
+        return;
+    default:
+        edge_http_send_error(e, req, 404, "not found", CC_MISSING);
+        return;
+    }
+}
+
+int edge_channel_serve(struct edge *e, h2o_req_t *req, ax_slice_t channel, ax_slice_t rest,
+                       ax_slice_t query)
+{
+    struct edge_channel *ch = edge_channel_find(e, channel, false);
+    if (!ch || !ch->hls) {
+        edge_http_send_error(e, req, 404, "no such stream", CC_MISSING);
+        return 0;
+    }
+    if (ax_slice_eq_cstr(rest, "index.m3u8")) {
+        serve_master(e, ch, req, NULL);
+        return 0;
+    }
+    const uint8_t *slash = memchr(rest.base, '/', rest.len);
+    if (!slash) {
+        edge_http_send_error(e, req, 404, "not found", CC_MISSING);
+        return 0;
+    }
+    ax_slice_t rname = AX_SLICE(rest.base, (size_t)(slash - rest.base));
+    ax_slice_t file = AX_SLICE(slash + 1, rest.len - rname.len - 1);
+    media_hls_rendition_t *r = media_hls_stream_rendition(ch->hls, rname);
+    media_hls_resource_t res;
+    if (!r || memchr(file.base, '/', file.len) || media_hls_resource_parse(file, &res) < 0) {
+        edge_http_send_error(e, req, 404, "not found", CC_MISSING);
+        return 0;
+    }
+    if (res.kind == MEDIA_HLS_RES_PLAYLIST) {
+        media_hls_params_t p;
+        int rc = media_hls_params_parse(query, NULL, &p);
+        if (rc < 0) {
+            edge_http_send_error(e, req, 400, "bad _HLS_ parameters", "no-store");
+            return 0;
+        }
+        serve_playlist(e, ch, req, r, &p, NULL);
+        return 0;
+    }
+    serve_resource(e, ch, req, r, &res, NULL);
+    return 0;
+}
+
+/* --- life and death --------------------------------------------------------------------- */
+
+static void rendition_totals(const struct edge_channel *ch, uint64_t *segments, uint64_t *parts)
+{
+    *segments = *parts = 0;
+    if (!ch->hls)
+        return;
+    for (size_t i = 0; i < media_hls_stream_rendition_count(ch->hls); i++) {
+        media_hls_rendition_stats_t st;
+        media_hls_rendition_stats(media_hls_stream_rendition_at(ch->hls, i), &st);
+        *segments += st.segments;
+        *parts += st.parts;
+    }
 }
 
 static void channel_free(struct edge_channel *ch)
 {
+    struct edge *e = ch->edge;
+    uint64_t segs, parts;
+    rendition_totals(ch, &segs, &parts);
+    e->m.segments += segs; /* keep the counters monotonic past the channel */
+    e->m.parts += parts;
+    /* Waiters fire with AX_ECANCELED from inside: their requests get a 503. */
+    media_hls_stream_free(ch->hls);
     h2o_linklist_unlink(&ch->link);
-    ch->edge->nchannels--;
+    e->nchannels--;
     ax_free(ch);
 }
 
@@ -110,27 +592,23 @@ void edge_channel_sweep(struct edge *e, uint64_t now)
 
 void edge_channel_release_holds(struct edge *e)
 {
-    (void)e;
+    if (!e->hold_timeout_ready)
+        return;
+    while (!h2o_linklist_is_empty(&e->holds)) {
+        struct hold *h = H2O_STRUCT_FROM_MEMBER(struct hold, link, e->holds.next);
+        hold_answer_error(h, 503, "server stopping");
+    }
 }
 
 void edge_channel_free_all(struct edge *e)
 {
+    edge_channel_release_holds(e);
     while (!h2o_linklist_is_empty(&e->channels))
         channel_free(H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, e->channels.next));
-}
-
-int edge_channel_serve(struct edge *e, h2o_req_t *req, ax_slice_t channel, ax_slice_t rest,
-                       ax_slice_t query)
-{
-    (void)rest;
-    (void)query;
-    struct edge_channel *ch = edge_channel_find(e, channel, false);
-    if (!ch) {
-        edge_http_send_error(e, req, 404, "no such channel", "no-cache");
-        return 0;
+    if (e->hold_timeout_ready) {
+        h2o_timeout_dispose(e->loop, &e->hold_timeout);
+        e->hold_timeout_ready = false;
     }
-    edge_http_send_error(e, req, 404, "not found", "no-cache");
-    return 0;
 }
 
 size_t edge_channel_count_live(const struct edge *e)
@@ -144,10 +622,46 @@ size_t edge_channel_count_live(const struct edge *e)
 
 size_t edge_channel_metrics(struct edge *e, char *buf, size_t off, size_t cap)
 {
+    uint64_t segs = e->m.segments, parts = e->m.parts;
+    for (h2o_linklist_t *l = e->channels.next; l != &e->channels; l = l->next) {
+        uint64_t s, p;
+        rendition_totals(H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, l), &s, &p);
+        segs += s;
+        parts += p;
+    }
+    off = edge_metrics_append(buf, off, cap,
+                              "# HELP aethex_edge_segments_total Segments completed.\n"
+                              "# TYPE aethex_edge_segments_total counter\n"
+                              "aethex_edge_segments_total %llu\n"
+                              "# HELP aethex_edge_parts_total LL-HLS parts completed.\n"
+                              "# TYPE aethex_edge_parts_total counter\n"
+                              "aethex_edge_parts_total %llu\n",
+                              (unsigned long long)segs, (unsigned long long)parts);
+    off = edge_metrics_append(buf, off, cap,
+                              "# HELP aethex_edge_channel_live 1 while the channel has a "
+                              "publisher.\n# TYPE aethex_edge_channel_live gauge\n");
     for (h2o_linklist_t *l = e->channels.next; l != &e->channels; l = l->next) {
         struct edge_channel *ch = H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, l);
         off = edge_metrics_append(buf, off, cap, "aethex_edge_channel_live{channel=\"%s\"} %d\n",
                                   ch->name, ch->publisher ? 1 : 0);
+    }
+    off = edge_metrics_append(buf, off, cap,
+                              "# HELP aethex_edge_channel_requests_total Media requests served "
+                              "per channel.\n# TYPE aethex_edge_channel_requests_total counter\n");
+    for (h2o_linklist_t *l = e->channels.next; l != &e->channels; l = l->next) {
+        struct edge_channel *ch = H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, l);
+        off = edge_metrics_append(buf, off, cap,
+                                  "aethex_edge_channel_requests_total{channel=\"%s\"} %llu\n",
+                                  ch->name, (unsigned long long)ch->http_requests);
+    }
+    off = edge_metrics_append(buf, off, cap,
+                              "# HELP aethex_edge_channel_bytes_total Media bytes served per "
+                              "channel.\n# TYPE aethex_edge_channel_bytes_total counter\n");
+    for (h2o_linklist_t *l = e->channels.next; l != &e->channels; l = l->next) {
+        struct edge_channel *ch = H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, l);
+        off = edge_metrics_append(buf, off, cap,
+                                  "aethex_edge_channel_bytes_total{channel=\"%s\"} %llu\n",
+                                  ch->name, (unsigned long long)ch->http_bytes);
     }
     return off;
 }

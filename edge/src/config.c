@@ -26,7 +26,7 @@ void edge_config_default(edge_config_t *c)
     c->rtmp_idle_ms = 30000;
     c->rtmp_max_output = 1u << 20;
     c->rtmp_max_chunk_size = 1u << 20;
-    c->rtmp_max_message_len = 8u << 20;
+    c->rtmp_max_message_len = 4u << 20;
     c->http_req_timeout_ms = 10000;
     c->http2_idle_timeout_ms = 30000;
     c->http_max_path = 256;

@@ -45,8 +45,8 @@ struct edge_metrics {
     uint64_t holds_active;        /* blocking reloads waiting */
     uint64_t holds_answered;
     uint64_t holds_timed_out;
-    uint64_t segments;            /* completed segments, all channels */
-    uint64_t parts;               /* completed parts, all channels */
+    uint64_t segments;            /* completed segments of channels already freed */
+    uint64_t parts;               /* completed parts of channels already freed */
 };
 
 struct edge {
@@ -68,6 +68,8 @@ struct edge {
     h2o_accept_ctx_t tls_accept_ctx;
     void *ssl_ctx;               /* SSL_CTX *, owned */
     h2o_timeout_t hold_timeout;  /* blocking reload holds */
+    bool hold_timeout_ready;
+    h2o_linklist_t holds;        /* struct hold (channel.c): requests waiting for media */
     bool h2o_ready;
 
     h2o_linklist_t rtmp_conns;   /* struct rtmp_conn */
@@ -76,6 +78,8 @@ struct edge {
     uint32_t nchannels;
 
     bool stopping;
+    uint64_t stop_began_ms;
+    bool stop_forced;            /* the grace deadline passed: connections were cut */
     uint64_t started_ms;
     struct edge_metrics m;
 };
@@ -136,6 +140,8 @@ int edge_http_start(struct edge *e);
 void edge_http_stop(struct edge *e);
 /* True when no HTTP connection is left. */
 bool edge_http_idle(const struct edge *e);
+/* While stopping: shuts down connections with nothing left to write (all with `force`). */
+void edge_http_stop_sweep(struct edge *e, bool force);
 void edge_http_dispose(struct edge *e);
 
 /* Sends a complete response whose body is `body` (borrowed: must stay valid until the

@@ -14,6 +14,7 @@
  * how max-http-conns is enforced and how a graceful stop knows when h2o is done.
  */
 #include <string.h>
+#include <sys/socket.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -31,6 +32,20 @@ struct edge_handler {
 
 static h2o_generator_t static_generator = {NULL, NULL};
 
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 414: return "URI Too Long";
+    case 503: return "Service Unavailable";
+    default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
 void edge_http_send(struct edge *e, h2o_req_t *req, int status, const char *content_type,
                     const char *cache_control, h2o_iovec_t *bufs, size_t nbufs)
 {
@@ -38,7 +53,7 @@ void edge_http_send(struct edge *e, h2o_req_t *req, int status, const char *cont
     for (size_t i = 0; i < nbufs; i++)
         total += bufs[i].len;
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : status == 204 ? "No Content" : "Error";
+    req->res.reason = reason_phrase(status);
     req->res.content_length = total;
     if (content_type)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
@@ -142,10 +157,19 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* --- connections ------------------------------------------------------------------------ */
 
+struct http_conn {
+    h2o_linklist_t link;   /* in edge->http_conns */
+    struct edge *edge;
+    h2o_socket_t *sock;    /* owned by h2o */
+    bool shut;             /* shutdown(2) issued at stop */
+};
+
 static void on_sock_close(void *data)
 {
-    struct edge *e = data;
-    e->m.http_conns_active--;
+    struct http_conn *hc = data;
+    hc->edge->m.http_conns_active--;
+    h2o_linklist_unlink(&hc->link);
+    free(hc);
 }
 
 static void accept_on(struct edge *e, uv_stream_t *listener, h2o_accept_ctx_t *actx)
@@ -165,8 +189,12 @@ static void accept_on(struct edge *e, uv_stream_t *listener, h2o_accept_ctx_t *a
     }
     uv_tcp_nodelay(tcp, 1);
     h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)tcp, (uv_close_cb)free);
+    struct http_conn *hc = ax_xcalloc(1, sizeof *hc);
+    hc->edge = e;
+    hc->sock = sock;
+    h2o_linklist_insert(&e->http_conns, &hc->link);
     sock->on_close.cb = on_sock_close;
-    sock->on_close.data = e;
+    sock->on_close.data = hc;
     e->m.http_conns_accepted++;
     e->m.http_conns_active++;
     h2o_accept(actx, sock);
@@ -291,12 +319,43 @@ void edge_http_stop(struct edge *e)
 
 bool edge_http_idle(const struct edge *e)
 {
-    return e->m.http_conns_active == 0;
+    return e->http_conns.next == &e->http_conns;
+}
+
+void edge_http_stop_sweep(struct edge *e, bool force)
+{
+    /*
+     * h2o 2.2 stops keep-alive after a shutdown request and sends GOAWAY on HTTP/2, but an
+     * idle HTTP/1.1 connection (or an HTTP/2 peer that ignores GOAWAY) would stay until its
+     * idle timeout. Every response we make is complete when the handler returns (held ones
+     * were answered when the stop began), so a socket that is not writing has nothing in
+     * flight: shutting it down makes h2o read EOF and close it through its own path.
+     */
+    for (h2o_linklist_t *n = e->http_conns.next; n != &e->http_conns; n = n->next) {
+        struct http_conn *hc = H2O_STRUCT_FROM_MEMBER(struct http_conn, link, n);
+        if (hc->shut || (!force && h2o_socket_is_writing(hc->sock)))
+            continue;
+        int fd = h2o_socket_get_fd(hc->sock);
+        if (fd >= 0)
+            shutdown(fd, SHUT_RDWR);
+        hc->shut = true;
+    }
 }
 
 void edge_http_dispose(struct edge *e)
 {
+    if (e->h2o_ready && !edge_http_idle(e)) {
+        /* Disposing of a context with live connections trips h2o's asserts: leave it to the
+         * process exit (the caller closes the loop's handles). */
+        AX_LOG_E("edge http", "%llu connection(s) still open at dispose; h2o context leaked",
+                 (unsigned long long)e->m.http_conns_active);
+        e->h2o_ready = false;
+    }
     if (e->h2o_ready) {
+        /* h2o_context_request_shutdown() armed HTTP/2's graceful-shutdown timer;
+         * h2o_context_dispose() asserts that no timeout entry is still linked. */
+        if (h2o_timeout_is_linked(&e->h2o_ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&e->h2o_ctx.http2._graceful_shutdown_timeout);
         h2o_context_dispose(&e->h2o_ctx);
         h2o_config_dispose(&e->h2o_config);
         e->h2o_ready = false;

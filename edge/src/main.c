@@ -77,8 +77,17 @@ static void stop_check(struct edge *e)
 static void on_stop_deadline(uv_timer_t *t)
 {
     struct edge *e = ax_container_of(t, struct edge, stop_deadline);
-    AX_LOG_W("edge", "stop deadline reached: rtmp_conns=%llu http_conns=%llu; closing",
-             (unsigned long long)e->m.rtmp_active, (unsigned long long)e->m.http_conns_active);
+    if (!e->stop_forced) {
+        /* Cut what is left, then give h2o and libuv a moment to see the sockets close. */
+        AX_LOG_W("edge", "stop deadline reached: rtmp_conns=%llu http_conns=%llu; cutting them",
+                 (unsigned long long)e->m.rtmp_active,
+                 (unsigned long long)e->m.http_conns_active);
+        e->stop_forced = true;
+        edge_rtmp_close_all(e);
+        edge_http_stop_sweep(e, true);
+        uv_timer_start(&e->stop_deadline, on_stop_deadline, 500, 0);
+        return;
+    }
     uv_timer_stop(&e->sweep);
     finish(e);
 }
@@ -86,15 +95,20 @@ static void on_stop_deadline(uv_timer_t *t)
 static void begin_stop(struct edge *e, const char *why)
 {
     if (e->stopping) {
+        /* A terminal's Ctrl-C reaches every process of the group, and a wrapper script
+         * often forwards a TERM right after it: one stop request, not two. */
+        if (edge_now_ms(e) - e->stop_began_ms < 1000)
+            return;
         AX_LOG_W("edge", "%s again: stopping now", why);
         uv_timer_start(&e->stop_deadline, on_stop_deadline, 0, 0);
         return;
     }
     e->stopping = true;
+    e->stop_began_ms = edge_now_ms(e);
     AX_LOG_I("edge", "%s: stopping (grace %u ms)", why, e->cfg.shutdown_grace_ms);
     edge_rtmp_stop(e);
     edge_channel_release_holds(e);
-    edge_http_stop(e);
+    edge_http_stop(e); /* the first stop sweep, 250 ms later, lets GOAWAY frames go out */
     uv_timer_start(&e->stop_deadline, on_stop_deadline, e->cfg.shutdown_grace_ms, 0);
     stop_check(e);
 }
@@ -123,8 +137,10 @@ static void on_sweep(uv_timer_t *t)
     edge_rtmp_sweep(e, now);
     if (!e->stopping)
         edge_channel_sweep(e, now);
-    else
+    else {
+        edge_http_stop_sweep(e, false);
         stop_check(e);
+    }
 }
 
 static int write_ports_file(struct edge *e)

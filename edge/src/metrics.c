@@ -55,8 +55,6 @@ size_t edge_metrics_render(struct edge *e, char *buf, size_t cap)
     LINE("counter", "aethex_edge_audio_frames_total", "Audio frames received.", m->frames_in[1]);
     LINE("counter", "aethex_edge_media_errors_total", "Frames or configs the packager refused.",
          m->media_errors);
-    LINE("counter", "aethex_edge_segments_total", "Segments completed.", m->segments);
-    LINE("counter", "aethex_edge_parts_total", "LL-HLS parts completed.", m->parts);
     LINE("counter", "aethex_edge_http_connections_total", "HTTP connections accepted.",
          m->http_conns_accepted);
     LINE("counter", "aethex_edge_http_connections_refused_total",

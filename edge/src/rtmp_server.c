@@ -61,6 +61,7 @@ struct rtmp_conn {
     size_t out_pending;                 /* bytes in uv_write requests not yet completed */
     bool reading;
     bool published;                     /* reached PUBLISHING at least once */
+    bool rejected;                      /* we refused its publish: feed() then fails */
     uv_shutdown_t shutdown_req;
 };
 
@@ -213,6 +214,7 @@ static int on_connect(media_rtmp_session_t *s, const media_rtmp_connect_info_t *
 static void reject(struct rtmp_conn *c, int code, const char *why)
 {
     c->edge->m.publish_rejected++;
+    c->rejected = true;
     AX_LOG_W("edge rtmp", "peer=%s channel=%s publish refused: %s", c->peer, chan_or_dash(c),
              why);
     media_rtmp_session_publish_reject(c->session, code, why);
@@ -222,6 +224,10 @@ static void on_publish(media_rtmp_session_t *s, ax_slice_t app, ax_slice_t key)
 {
     (void)app;
     struct rtmp_conn *c = media_rtmp_session_data(s);
+    /* OBS and ffmpeg may append "?param=..." to the stream name: the key is what precedes. */
+    const uint8_t *q = memchr(key.base, '?', key.len);
+    if (q)
+        key.len = (size_t)(q - key.base);
     struct edge *e = c->edge;
     if (e->stopping) {
         reject(c, AX_ECANCELED, "server is stopping");
@@ -342,6 +348,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     int rc = media_rtmp_session_feed(c->session, (const uint8_t *)buf->base, (size_t)nread);
     if (ax_sm_state(&c->sm) != CONN_OPEN)
         return; /* closed from a callback */
+    if (rc < 0 && c->rejected) {
+        conn_close(c, "publish refused", false, true);
+        return;
+    }
     if (rc < 0) {
         char reason[AX_ERRMSG_LEN + 32];
         snprintf(reason, sizeof reason, "%s: %s", ax_err_name(rc),

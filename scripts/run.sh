@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Runs AeThex Live on this machine: installs the Debian packages, builds, and starts one
+# edge on loopback (standalone: keys from var/keys). Prints the OBS settings and the watch URL.
+#
+#   scripts/run.sh [--demo] [--rtmp-port N] [--http-port N] [--no-build]
+#
+#   --demo         also start a demo publisher (ffmpeg test source) on the "demo" channel
+#   --rtmp-port N  RTMP port (default 1935)
+#   --http-port N  HTTP port (default 8080)
+#   --no-build     skip install-deps and build (use what build/ has)
+#
+# Ctrl-C stops everything cleanly (the edge tells publishers the stream is over).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+demo=0
+rtmp_port=1935
+http_port=8080
+build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --demo) demo=1 ;;
+    --rtmp-port) rtmp_port="$2"; shift ;;
+    --http-port) http_port="$2"; shift ;;
+    --no-build) build=0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ "$build" = 1 ]; then
+  bash scripts/install-deps.sh
+  bash scripts/build.sh default
+fi
+edge_bin="$root/build/edge/aethex-edge"
+if [ ! -x "$edge_bin" ]; then
+  echo "run.sh: $edge_bin is missing (did the build fail?)" >&2
+  exit 1
+fi
+
+# var/ holds the local state. The demo channel's key is made once and kept across runs, so
+# OBS stays configured.
+mkdir -p var
+chmod 700 var
+if [ ! -s var/keys ] || ! grep -q '^demo ' var/keys; then
+  key="live_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  umask 077
+  printf '# <channel> <stream key>: one line per channel (aethex-edge --keys-file)\ndemo %s\n' \
+    "$key" >> var/keys
+fi
+key="$(awk '$1 == "demo" { print $2; exit }' var/keys)"
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+}
+trap cleanup INT TERM EXIT
+
+"$edge_bin" --no-coordinator --keys-file var/keys \
+  --rtmp-listen "127.0.0.1:$rtmp_port" --http-listen "127.0.0.1:$http_port" \
+  --ports-file var/edge.ports 2> >(tee -a var/edge.log >&2) &
+edge_pid=$!
+pids+=("$edge_pid")
+
+for _ in $(seq 1 100); do
+  [ -s var/edge.ports ] && grep -q "pid=$edge_pid" var/edge.ports && break
+  if ! kill -0 "$edge_pid" 2>/dev/null; then
+    echo "run.sh: aethex-edge did not start (see above)" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
+cat <<EOF
+
+  AeThex Live is running (standalone edge on loopback).
+
+  OBS  -> Settings -> Stream -> Service: Custom
+          Server:      rtmp://127.0.0.1:$rtmp_port/live
+          Stream Key:  $key
+
+  Watch: http://127.0.0.1:$http_port/live/demo/index.m3u8
+         (any HLS player: ffplay, VLC, Safari, or hls.js)
+  Metrics: http://127.0.0.1:$http_port/metrics
+
+  Keys live in var/keys (add '<channel> <key>' lines, then: kill -HUP $edge_pid).
+  Ctrl-C stops everything.
+
+EOF
+
+if [ "$demo" = 1 ]; then
+  echo "  Demo publisher: ffmpeg test source -> channel 'demo'"
+  ffmpeg -hide_banner -nostdin -loglevel warning -re \
+    -f lavfi -i "testsrc2=size=1280x720:rate=30" \
+    -f lavfi -i "sine=frequency=440:sample_rate=48000" \
+    -c:v libx264 -preset veryfast -g 60 -keyint_min 60 -bf 2 -pix_fmt yuv420p -b:v 2500k \
+    -c:a aac -b:a 128k -ar 48000 \
+    -f flv "rtmp://127.0.0.1:$rtmp_port/live/$key" &
+  pids+=("$!")
+fi
+
+wait "$edge_pid"
