@@ -19,6 +19,7 @@
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -519,19 +520,42 @@ static int put(ax_buf_t *b, const char *fmt, ...)
             return rv_;                                                                     \
     } while (0)
 
-static int client_metrics(ax_buf_t *b, const char *which, coord_dqlite_client_t *cl)
+static int client_metrics(ax_buf_t *b, struct coordinator *c)
 {
-    coord_dqlite_stats_t s = {0};
-    if (cl)
-        coord_dqlite_client_stats(cl, &s);
-    return put(b,
-               "aethex_coordinator_db_requests_total{client=\"%s\"} %" PRIu64 "\n"
-               "aethex_coordinator_db_connects_total{client=\"%s\"} %" PRIu64 "\n"
-               "aethex_coordinator_db_retries_total{client=\"%s\"} %" PRIu64 "\n"
-               "aethex_coordinator_db_unknown_outcomes_total{client=\"%s\"} %" PRIu64 "\n"
-               "aethex_coordinator_db_protocol_errors_total{client=\"%s\"} %" PRIu64 "\n",
-               which, s.requests, which, s.connects, which, s.retries, which, s.unknown, which,
-               s.protocol_errors);
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } families[] = {
+        {"requests", "dqlite client messages sent.", offsetof(coord_dqlite_stats_t, requests)},
+        {"connects", "dqlite client connections that reached the leader.",
+         offsetof(coord_dqlite_stats_t, connects)},
+        {"retries", "dqlite client requests re-sent after a safe failure.",
+         offsetof(coord_dqlite_stats_t, retries)},
+        {"unknown_outcomes", "dqlite client writes whose outcome could not be known.",
+         offsetof(coord_dqlite_stats_t, unknown)},
+        {"protocol_errors", "dqlite client connections closed for a malformed reply.",
+         offsetof(coord_dqlite_stats_t, protocol_errors)},
+    };
+    coord_dqlite_stats_t s[2] = {{0}, {0}};
+    if (c->ctl)
+        coord_dqlite_client_stats(c->ctl, &s[0]);
+    if (c->db)
+        coord_dqlite_client_stats(c->db, &s[1]);
+    for (size_t i = 0; i < AX_ARRAY_SIZE(families); i++) {
+        uint64_t v0, v1;
+        memcpy(&v0, (const char *)&s[0] + families[i].offset, sizeof v0);
+        memcpy(&v1, (const char *)&s[1] + families[i].offset, sizeof v1);
+        int rv = put(b,
+                     "# HELP aethex_coordinator_db_%s_total %s\n"
+                     "# TYPE aethex_coordinator_db_%s_total counter\n"
+                     "aethex_coordinator_db_%s_total{client=\"ctl\"} %" PRIu64 "\n"
+                     "aethex_coordinator_db_%s_total{client=\"db\"} %" PRIu64 "\n",
+                     families[i].name, families[i].help, families[i].name, families[i].name, v0,
+                     families[i].name, v1);
+        if (rv != 0)
+            return rv;
+    }
+    return 0;
 }
 
 static int render_metrics(coord_http_t *http, ax_buf_t *b)
@@ -566,12 +590,7 @@ static int render_metrics(coord_http_t *http, ax_buf_t *b)
            "aethex_coordinator_join_attempts_total %" PRIu64 "\n", c->join_attempts);
     METRIC(b, "aethex_coordinator_http_requests_total", "counter", "HTTP requests served.",
            "aethex_coordinator_http_requests_total %" PRIu64 "\n", coord__http_requests(http));
-    METRIC(b, "aethex_coordinator_db_requests_total", "counter",
-           "dqlite client messages sent, by client.", "");
-    int rv = client_metrics(b, "ctl", c->ctl);
-    if (rv == 0)
-        rv = client_metrics(b, "db", c->db);
-    return rv;
+    return client_metrics(b, c);
 }
 
 /* ---- start and stop ----------------------------------------------------------------------- */

@@ -81,8 +81,8 @@ static int read_id(const char *file, uint64_t *id, char *errmsg)
 
 static int write_id(const char *file, uint64_t id, char *errmsg)
 {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", file);
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%.1100s.tmp", file);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         ERR(AX_EIO, "%.200s: %s", tmp, strerror(errno));
