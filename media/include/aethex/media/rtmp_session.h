@@ -44,8 +44,15 @@ typedef struct media_rtmp_limits {
     uint32_t max_command_len;      /* size of one AMF0 command or data message */
     uint32_t max_pending_bytes;    /* media held while a publish awaits accept/reject */
     uint32_t max_output_bytes;     /* output not yet taken by the caller */
+    uint32_t max_incomplete_bytes; /* payload held in unfinished messages, all chunk streams */
 } media_rtmp_limits_t;
 
+/*
+ * Fills `l` with the defaults (docs/protocol-rtmp.md explains each): max_chunk_size 1 MiB,
+ * max_message_len 4 MiB, max_amf_depth 16, max_chunk_streams 32, max_message_streams 4,
+ * max_command_len 64 KiB, max_pending_bytes 8 MiB, max_output_bytes 1 MiB,
+ * max_incomplete_bytes 8 MiB. max_message_streams is capped at 64 whatever it says.
+ */
 void media_rtmp_limits_default(media_rtmp_limits_t *l);
 
 /* What the publisher's connect command said. Slices borrowed for the callback. */
@@ -67,15 +74,17 @@ typedef struct media_rtmp_metadata {
 /*
  * Callbacks. Every pointer argument is borrowed for the duration of the call. Any may be
  * NULL. They fire from inside feed() (and accept()); they may call publish_accept/reject
- * but must not free the session.
+ * and stop but must not free the session nor call feed().
  */
 typedef struct media_rtmp_callbacks {
     /* The peer sent connect. Return 0 to accept, or a negative AX_E* code to refuse it
      * (the session answers _error NetConnection.Connect.Rejected and closes). */
     int (*on_connect)(media_rtmp_session_t *s, const media_rtmp_connect_info_t *info);
-    /* The peer asked to publish `stream_name` (the stream key) of `app`. The session is now
-     * PUBLISH_PENDING: the application must call media_rtmp_session_publish_accept() or
-     * _reject(), now or later (after an asynchronous authorisation). */
+    /* The peer asked to publish `stream_name` (the stream key, with any "?query" left in)
+     * of `app`. The session is now PUBLISH_PENDING: the application must call
+     * media_rtmp_session_publish_accept() or _reject(), now or later (after an asynchronous
+     * authorisation). When on_publish is NULL the session accepts by itself. An empty
+     * stream name is refused (NetStream.Publish.BadName) without calling on_publish. */
     void (*on_publish)(media_rtmp_session_t *s, ax_slice_t app, ax_slice_t stream_name);
     void (*on_metadata)(media_rtmp_session_t *s, const media_rtmp_metadata_t *md);
     /* A new AVC sequence header / AAC AudioSpecificConfig (also when it changes mid-stream). */
@@ -83,7 +92,10 @@ typedef struct media_rtmp_callbacks {
     void (*on_audio_config)(media_rtmp_session_t *s, const media_aac_config_t *cfg);
     /* One video or audio access unit, in the order received. */
     void (*on_frame)(media_rtmp_session_t *s, const media_frame_t *frame);
-    /* The publisher stopped (FCUnpublish, deleteStream or closeStream on the publishing stream). */
+    /* The publisher stopped (FCUnpublish, deleteStream or closeStream on the publishing
+     * stream), also when it withdraws a publish still PUBLISH_PENDING. Fires once per
+     * on_publish, except after publish_reject()/stop() (the application knows) or when the
+     * connection just ends (the caller sees its socket close, or feed() fail). */
     void (*on_unpublish)(media_rtmp_session_t *s);
 } media_rtmp_callbacks_t;
 
@@ -109,7 +121,10 @@ void media_rtmp_session_free(media_rtmp_session_t *s);
 /*
  * Feeds `len` bytes from the peer (borrowed; any split is fine, down to one byte at a time).
  * Returns 0 when all were consumed (partial messages are kept inside), or a negative AX_E*
- * code when the session failed (see the header comment). After an error the session is CLOSED.
+ * code when the session failed or was closed from a callback (see the header comment):
+ * a publish rejected from inside on_publish returns the code given to _reject (e.g.
+ * AX_EBADKEY), stop() from a callback returns AX_ECANCELED. After that the session is
+ * CLOSED and every later feed() returns AX_ECLOSED.
  */
 int media_rtmp_session_feed(media_rtmp_session_t *s, const uint8_t *buf, size_t len);
 
@@ -118,16 +133,22 @@ ax_slice_t media_rtmp_session_output(const media_rtmp_session_t *s);
 void media_rtmp_session_output_consume(media_rtmp_session_t *s, size_t n);
 
 /*
- * Answers a pending publish. accept: onStatus NetStream.Publish.Start, held media is
- * delivered (from inside this call), the session is PUBLISHING. reject: onStatus
- * NetStream.Publish.BadName (AX_EBADKEY) or NetStream.Publish.Rejected (other codes) with
- * `description` (copied), and the session is CLOSED after the output is flushed.
- * Return 0, or AX_EBADSTATE when no publish is pending.
+ * Answers a pending publish. accept: User Control Stream Begin + onStatus
+ * NetStream.Publish.Start, held media is delivered (from inside this call), the session is
+ * PUBLISHING. If held media breaks a limit or the protocol, the session closes and accept
+ * returns that error (errmsg says why). reject: onStatus NetStream.Publish.BadName
+ * (code AX_EBADKEY) or NetStream.Publish.Rejected (any other code) with `description`
+ * (borrowed; may be NULL), and the session is CLOSED: flush the output, then close the socket.
+ * Return 0, or AX_EBADSTATE when no publish is pending (e.g. the peer withdrew it).
  */
 int media_rtmp_session_publish_accept(media_rtmp_session_t *s);
 int media_rtmp_session_publish_reject(media_rtmp_session_t *s, int code, const char *description);
 
-/* Tells the publisher the stream is over (server side stop): onStatus NetStream.Unpublish.Success. */
+/*
+ * Ends the session from the server side: onStatus NetStream.Unpublish.Success when a publish
+ * is pending or live (on_unpublish does not fire), then CLOSED (errmsg "stopped by the
+ * server"): flush the output, then close the socket. Returns 0, or AX_EBADSTATE when CLOSED.
+ */
 int media_rtmp_session_stop(media_rtmp_session_t *s);
 
 typedef enum {
@@ -141,7 +162,9 @@ typedef enum {
 } media_rtmp_state_t;
 
 media_rtmp_state_t media_rtmp_session_state(const media_rtmp_session_t *s);
+/* "handshake", "connecting", "connected", "publish_pending", "publishing", "closed". */
 const char *media_rtmp_state_name(media_rtmp_state_t st);
+/* Why the session closed ("" while it is open). Valid until the session is freed. */
 const char *media_rtmp_session_errmsg(const media_rtmp_session_t *s);
 void *media_rtmp_session_data(const media_rtmp_session_t *s);
 
