@@ -13,6 +13,7 @@ PKGS=(
   libjansson-dev libsodium-dev libcmocka-dev
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
   ffmpeg go-dqlite wrk iproute2 curl python3 chromium
+  gstreamer1.0-tools gstreamer1.0-plugins-good
 )
 
 missing=()
