@@ -583,12 +583,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (n == 0)
             break;
         if (n < 0) {
-            c->stats.protocol_errors++;
-            if (state(c) == COORD_DQLITE_STATE_READY)
+            if (state(c) == COORD_DQLITE_STATE_READY) {
                 conn_lost(c, true, "reply from %s: body over max_message_bytes %u", c->target,
                           c->cfg.limits.max_message_bytes);
-            else
+            } else {
+                c->stats.protocol_errors++;
                 attempt_failed(c, "reply from %s: body over max_message_bytes", c->target);
+            }
             return;
         }
         on_message(c, &m);
