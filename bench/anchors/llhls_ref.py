@@ -220,6 +220,8 @@ def ingest_loop(stream, args):
                 elif typ in (b'styp', b'moof', b'prft', b'sidx'):
                     pend += box
                 elif typ == b'mdat':
+                    if args.part_delay_ms > 0:
+                        time.sleep(args.part_delay_ms / 1000.0)
                     stream.add_part(pend + box)
                     pend = b''
         finally:
@@ -316,6 +318,9 @@ def main():
     ap.add_argument('--http-port', type=int, required=True)
     ap.add_argument('--part-target', type=float, default=0.5)
     ap.add_argument('--segment-target', type=float, default=2.0)
+    ap.add_argument('--part-delay-ms', type=float, default=0.0,
+                    help='hold every part this long before publishing it (checks that the '
+                         'part-latency test sees a known extra delay)')
     args = ap.parse_args()
     stream = Stream(args.part_target, args.segment_target)
     threading.Thread(target=ingest_loop, args=(stream, args), daemon=True).start()
