@@ -97,7 +97,8 @@ static inline int hls_test_push_av(media_hls_rendition_t *v, media_hls_rendition
 {
     struct hls_test_frame fv, fa;
     for (;;) {
-        hls_test_video(&fv, t0, *vk, gop, 30000);
+        if (v != NULL)
+            hls_test_video(&fv, t0, *vk, gop, 30000);
         if (a != NULL)
             hls_test_audio(&fa, t0, *ak);
         bool take_video = a == NULL || (v != NULL && fv.f.dts <= fa.f.dts);

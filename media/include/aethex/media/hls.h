@@ -378,8 +378,9 @@ typedef struct media_hls_rendition_stats {
     uint64_t parts;             /* parts completed */
     uint64_t segments;          /* segments completed */
     uint64_t forced_cuts;       /* segments cut at a non-keyframe (GOP over TARGETDURATION) */
-    uint64_t last_msn;          /* segment in progress (or last complete after end) */
-    int64_t last_part;          /* last complete part of last_msn, -1 when none */
+    uint64_t last_msn;          /* segment of the newest complete part (a rendition report's
+                                 * LAST-MSN); the next msn when there is no part yet */
+    int64_t last_part;          /* index of that part (LAST-PART), -1 when none */
     uint64_t first_msn;         /* oldest segment still in the ring */
     uint64_t discontinuity_seq; /* of the first segment in the playlist window */
     uint64_t ring_bytes;        /* bytes held by the ring (parts, segments, init) */
