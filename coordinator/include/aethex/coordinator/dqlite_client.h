@@ -37,7 +37,8 @@
  *   AX_EMSGSIZE     a query's result passed max_result_rows or max_result_bytes; the rest was
  *                   drained and dropped.
  *   AX_EPROTO       a read got a malformed or oversized reply; the connection was closed.
- *   AX_ECANCELED    the client was closed before the request finished.
+ *   AX_ECANCELED    the client was closed before the request finished. For a write that
+ *                   had already been sent this also means "outcome unknown".
  *   AX_ENOMEM       out of memory while handling the reply.
  * Safe retries, done inside the client until the deadline and never visible as a status: a
  * read on any connection or leader loss; a write that was never written to the socket; a
@@ -48,6 +49,11 @@
  * negative AX_E* code and never calls it, or returns 0 and calls it exactly once, later,
  * from the loop (never from inside the submitting call). coord_dqlite_client_close()
  * delivers AX_ECANCELED to every request still pending.
+ *
+ * Order: write items run in submission order among themselves, and so do all other requests
+ * among themselves; the two streams interleave (one write group, then one other request...).
+ * A request submitted from a callback sees everything that callback's request committed.
+ * Never send BEGIN/COMMIT/ROLLBACK through exec: transactions belong to the write queue.
  *
  * Threading: everything here runs on the loop thread that owns `loop`, and only there.
  */
@@ -184,8 +190,9 @@ typedef void (*coord_dqlite_done_cb)(coord_dqlite_req_t *req, int status);
 
 /*
  * A request, provided by the caller (as uv_write_t is): it must outlive its callback, and may
- * be freed or reused from inside the callback. Set `data` and (optionally) `timeout_ms`
- * before submitting; the client fills the rest. Results are read in the callback.
+ * be freed or reused from inside the callback. Zero it before first use (`= {0}`), set `data`
+ * and (optionally) `timeout_ms`, then submit; the client fills the rest. Results are read in
+ * the callback. One request is in at most one call at a time.
  */
 struct coord_dqlite_req {
     void *data;          /* user context; never touched by the client */
