@@ -545,8 +545,11 @@ static void client__cluster_membership_and_failover(void **state)
     assert_int_equal(ld.req.node.id, 1);
     assert_string_equal(ld.req.node.address, f->nodes[0].addr);
     assert_string_equal(coord_dqlite_client_leader_address(f->c), f->nodes[0].addr);
+    /* A prepared statement: after the failover the client prepares it again by itself. */
+    coord_dqlite_stmt_t *ins;
+    assert_ax_err(coord_dqlite_stmt_new(f->c, "INSERT INTO c VALUES (?)", &ins), 0);
     coord_dqlite_value_t one = coord_dqlite_int(1);
-    coord_dqlite_call_t w1 = {.sql = "INSERT INTO c VALUES (?)", .params = &one, .nparams = 1};
+    coord_dqlite_call_t w1 = {.stmt = ins, .params = &one, .nparams = 1};
     struct call k1 = {0};
     assert_ax_err(coord_dqlite_write(&k1.req, f->c, &w1, 1, on_done), 0);
     run_until(f, &k1.done, 1);
@@ -555,7 +558,7 @@ static void client__cluster_membership_and_failover(void **state)
     /* Stop the leader: the next write and read go to whichever node wins the election. */
     node_stop(f, 0);
     coord_dqlite_value_t two = coord_dqlite_int(2);
-    coord_dqlite_call_t w2 = {.sql = "INSERT INTO c VALUES (?)", .params = &two, .nparams = 1};
+    coord_dqlite_call_t w2 = {.stmt = ins, .params = &two, .nparams = 1};
     struct call k2 = {0};
     assert_ax_err(coord_dqlite_write(&k2.req, f->c, &w2, 1, on_done), 0);
     run_until(f, &k2.done, 1);
@@ -572,6 +575,52 @@ static void client__cluster_membership_and_failover(void **state)
     coord_dqlite_stats_t st;
     coord_dqlite_client_stats(f->c, &st);
     assert_true(st.leader_changes >= 1);
+    coord_dqlite_stmt_free(ins);
+}
+
+/* Two clients writing at once ("database is locked" for whoever comes second): the write
+ * queue rolls back, waits and re-runs, so every item commits exactly once. */
+static void client__concurrent_writers_all_commit(void **state)
+{
+    struct fixture *f = *state;
+    client_open(f, 0, 15000, NULL);
+    exec_ok(f, "CREATE TABLE cw (who INTEGER, k INTEGER, UNIQUE (who, k))");
+    coord_dqlite_client_t *first = f->c;
+    client_open(f, 0, 15000, NULL);
+    coord_dqlite_client_t *second = f->c;
+    enum { PER = 300 };
+    static struct call items[2][PER];
+    memset(items, 0, sizeof items);
+    group_done = group_ok = 0;
+    for (int k = 0; k < PER; k++) {
+        for (int who = 0; who < 2; who++) {
+            coord_dqlite_value_t p[] = {coord_dqlite_int(who), coord_dqlite_int(k)};
+            coord_dqlite_call_t call = {.sql = "INSERT INTO cw VALUES (?, ?)", .params = p,
+                                        .nparams = 2};
+            assert_ax_err(coord_dqlite_write(&items[who][k].req, who ? second : first, &call, 1,
+                                             on_group_done),
+                          0);
+        }
+        /* Let both queues commit a few groups while more items arrive. */
+        if (k % 50 == 49)
+            uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+    run_until(f, &group_done, 2 * PER);
+    assert_int_equal(group_ok, 2 * PER);
+    struct call q = {0};
+    assert_ax_err(coord_dqlite_query_sql(&q.req, f->c, "SELECT count(*) FROM cw", NULL, 0,
+                                         on_done),
+                  0);
+    run_until(f, &q.done, 1);
+    assert_ax_err(q.status, 0);
+    assert_int_equal(q.sum, 2 * PER);
+    coord_dqlite_stats_t a, b;
+    coord_dqlite_client_stats(first, &a);
+    coord_dqlite_client_stats(second, &b);
+    assert_int_equal(a.items + b.items, 2 * PER);
+    print_message("groups %llu+%llu retries %llu+%llu\n", (unsigned long long)a.groups, (unsigned long long)b.groups, (unsigned long long)a.retries, (unsigned long long)b.retries);
+    coord_dqlite_client_close(first, on_closed);
+    run_until(f, &f->closed, 1);
 }
 
 int main(void)
@@ -584,6 +633,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(client__errors_carry_sqlite_message, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__write_items_fail_alone, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__close_cancels_pending, setup1, teardown),
+        cmocka_unit_test_setup_teardown(client__concurrent_writers_all_commit, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__no_member_answers, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__cluster_membership_and_failover, setup3, teardown),
     };
