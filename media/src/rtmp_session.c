@@ -427,8 +427,20 @@ static int on_video(media_rtmp_session_t *s, uint32_t ts32, ax_slice_t body)
 {
     media_flv_video_t v;
     int rv = media_flv_parse_video(body, &v);
-    if (rv == AX_ENOTSUP || (rv == 0 && v.codec_id != MEDIA_FLV_CODEC_AVC)) {
-        unsigned id = rv == 0 ? v.codec_id : (body.len ? body.base[0] & 0x0f : 0);
+    if (rv == AX_ENOTSUP) {
+        /* Enhanced RTMP: bit 7 of the first byte, then a FourCC (HEVC, AV1, VP9). */
+        char fourcc[5] = "????";
+        for (size_t i = 0; i < 4 && i + 1 < body.len; i++)
+            fourcc[i] = body.base[i + 1] >= 0x20 && body.base[i + 1] < 0x7f
+                            ? (char)body.base[i + 1]
+                            : '?';
+        return refuse_media(s,
+                            "Enhanced RTMP video (FourCC '%s') is not supported: publish H.264 "
+                            "(AVC, codec id 7)",
+                            fourcc);
+    }
+    if (rv == 0 && v.codec_id != MEDIA_FLV_CODEC_AVC) {
+        unsigned id = v.codec_id;
         return refuse_media(
             s, "video codec id %u (%s) is not supported: publish H.264 (AVC, codec id 7)", id,
             video_codec_name(id));
@@ -483,8 +495,11 @@ static int on_audio(media_rtmp_session_t *s, uint32_t ts32, ax_slice_t body)
 {
     media_flv_audio_t a;
     int rv = media_flv_parse_audio(body, &a);
-    if (rv == AX_ENOTSUP || (rv == 0 && a.sound_format != MEDIA_FLV_SOUND_AAC)) {
-        unsigned f = rv == 0 ? a.sound_format : (body.len ? body.base[0] >> 4 : 0);
+    if (rv == AX_ENOTSUP)
+        return refuse_media(s, "Enhanced RTMP audio (SoundFormat 9) is not supported: publish "
+                               "AAC (format 10)");
+    if (rv == 0 && a.sound_format != MEDIA_FLV_SOUND_AAC) {
+        unsigned f = a.sound_format;
         return refuse_media(s,
                             "audio format %u (%s) is not supported: publish AAC (format 10)", f,
                             audio_format_name(f));

@@ -819,6 +819,16 @@ TEST(session__non_avc_video_is_refused)
     assert_non_null(strstr(r->desc, "H.264"));
 }
 
+/* Enhanced RTMP video (HEVC by FourCC) is refused, naming the FourCC. */
+TEST(session__enhanced_rtmp_video_is_refused)
+{
+    client_to_publish(f, "k");
+    uint8_t hevc[] = {0x90, 'h', 'v', 'c', '1', 0x01};
+    client_msg(f, 6, MEDIA_RTMP__MSG_VIDEO, 1, 0, hevc, sizeof hevc);
+    assert_ax_err(feed(f), AX_ENOTSUP);
+    assert_non_null(strstr(media_rtmp_session_errmsg(f->s), "FourCC 'hvc1'"));
+}
+
 /* Audio other than AAC is refused, naming the format. */
 TEST(session__non_aac_audio_is_refused)
 {
@@ -1176,6 +1186,7 @@ int main(void)
         T(session__acknowledges_the_peer_window),
         T(session__timestamps_unwrap_past_32_bits),
         T(session__non_avc_video_is_refused),
+        T(session__enhanced_rtmp_video_is_refused),
         T(session__non_aac_audio_is_refused),
         T(session__frames_need_their_config),
         T(session__malformed_media_is_refused),

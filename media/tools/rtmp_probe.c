@@ -1,12 +1,13 @@
 /*
  * aethex-rtmp-probe: a small RTMP test listener built on media_rtmp_session (libuv).
  *
- *   aethex-rtmp-probe [--port N] [--frames FILE] [--once] [--timeout SEC]
+ *   aethex-rtmp-probe [--port N] [--frames FILE] [--dump FILE] [--once] [--timeout SEC]
  *
  * Listens on 127.0.0.1:N (0, the default, picks a free port), accepts every stream key,
  * prints one line per event on stdout (the first is "listening 127.0.0.1:PORT"), and with
  * --frames writes one line per frame: "track,dts,pts,size,key" (track is video or audio,
- * times in ms). --once exits after the first connection ends; --timeout bounds the whole
+ * times in ms). --dump writes every byte received (all connections, in order) to FILE: the
+ * fuzz corpus is cut from such captures. --once exits after the first connection ends; --timeout bounds the whole
  * run (default 60 s; exit status 2 when it fires). Exit status 0 when every connection that
  * ended had published and unpublished cleanly or just closed; 1 when a session failed.
  * Test tool: it allocates with ax_x* and aborts on out-of-memory.
@@ -29,6 +30,7 @@ struct probe {
     uv_tcp_t server;
     uv_timer_t timer;
     FILE *frames;
+    FILE *dump;
     bool once;
     bool draining;  /* the loop is being closed: closes must not stop it again */
     int conns;
@@ -217,6 +219,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         close_conn(c);
         return;
     }
+    if (c->p->dump != NULL)
+        fwrite(buf->base, 1, (size_t)nread, c->p->dump);
     int rv = media_rtmp_session_feed(c->s, (const uint8_t *)buf->base, (size_t)nread);
     if (rv != 0) {
         say(c, "error %s: %s", ax_err_name(rv), media_rtmp_session_errmsg(c->s));
@@ -287,22 +291,26 @@ int main(int argc, char **argv)
 {
     int port = 0;
     double timeout = 60;
-    const char *frames = NULL;
+    const char *frames = NULL, *dump = NULL;
     struct probe *p = &g_probe;
     static const struct option opts[] = {
         {"port", required_argument, NULL, 'p'},   {"frames", required_argument, NULL, 'f'},
+        {"dump", required_argument, NULL, 'd'},
         {"once", no_argument, NULL, 'o'},         {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "p:f:ot:h", opts, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "p:f:d:ot:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'p': port = atoi(optarg); break;
         case 'f': frames = optarg; break;
+        case 'd': dump = optarg; break;
         case 'o': p->once = true; break;
         case 't': timeout = atof(optarg); break;
         default:
-            fprintf(stderr, "usage: %s [--port N] [--frames FILE] [--once] [--timeout SEC]\n",
+            fprintf(stderr,
+                    "usage: %s [--port N] [--frames FILE] [--dump FILE] [--once] "
+                    "[--timeout SEC]\n",
                     argv[0]);
             return ch == 'h' ? 0 : 64;
         }
@@ -310,6 +318,10 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     if (frames != NULL && (p->frames = fopen(frames, "w")) == NULL) {
         perror(frames);
+        return 1;
+    }
+    if (dump != NULL && (p->dump = fopen(dump, "wb")) == NULL) {
+        perror(dump);
         return 1;
     }
     p->loop = uv_default_loop();
@@ -339,5 +351,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "warning: loop did not close cleanly\n");
     if (p->frames != NULL)
         fclose(p->frames);
+    if (p->dump != NULL)
+        fclose(p->dump);
     return p->exit_code ? p->exit_code : (p->failures ? 1 : 0);
 }
