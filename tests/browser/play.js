@@ -4,7 +4,7 @@
 // without a stall, plus the player's latency to the live edge. Progress goes to stderr.
 //
 //   node tests/browser/play.js --url URL [--seconds 20] [--low-latency] [--switch-levels]
-//        [--switch-mode next|current] [--startup-timeout 20] [--max-latency S]
+//        [--switch-mode next|current] [--startup-timeout 20] [--settle 1] [--max-latency S]
 //        [--screenshot out.png] [--chromium /usr/bin/chromium] [--verbose]
 //
 // Exit status: 0 = played the whole window (see README.md for the exact criteria),
@@ -31,7 +31,7 @@ const CHROMIUM_ARGS = [
 function usage(msg) {
   if (msg) process.stderr.write('play.js: ' + msg + '\n');
   process.stderr.write('usage: node play.js --url URL [--seconds 20] [--low-latency] [--switch-levels]\n' +
-    '         [--switch-mode next|current] [--startup-timeout 20] [--max-latency S]\n' +
+    '         [--switch-mode next|current] [--startup-timeout 20] [--settle 1] [--max-latency S]\n' +
     '         [--screenshot out.png] [--chromium PATH] [--verbose]\n');
   process.exit(2);
 }
@@ -39,7 +39,7 @@ function usage(msg) {
 function parseArgs(argv) {
   const o = {
     url: null, seconds: 20, lowLatency: false, switchLevels: false, switchMode: 'next',
-    startupTimeout: 20, maxLatency: null, screenshot: null, chromium: '/usr/bin/chromium',
+    startupTimeout: 20, settle: 1, maxLatency: null, screenshot: null, chromium: '/usr/bin/chromium',
     verbose: false,
   };
   const num = (name, v) => {
@@ -57,6 +57,7 @@ function parseArgs(argv) {
       case '--switch-levels': o.switchLevels = true; break;
       case '--switch-mode': o.switchMode = next(); break;
       case '--startup-timeout': o.startupTimeout = num(a, next()); break;
+      case '--settle': o.settle = Number(next()); if (!(o.settle >= 0)) usage('--settle needs a number >= 0'); break;
       case '--max-latency': o.maxLatency = num(a, next()); break;
       case '--screenshot': o.screenshot = path.resolve(next()); break;
       case '--chromium': o.chromium = next(); break;
@@ -92,7 +93,7 @@ video{width:640px;height:360px;background:#000;display:block}#st{padding:4px}</s
 const MAX_ERRORS = ${MAX_ERRORS};
 const R = window.__r = {
   t_load: performance.now() / 1000, t_playing: null, fatal: null, errors: [], samples: [],
-  waiting: [], buffer_stalled: [], nudge: [], seek_over_hole: [], level_switched: [],
+  waiting: [], buffer_stalled: [], nudge: [], seek_over_hole: [], level_switched: [], seeking: [],
   levels: [], level_details: null, manifest: null,
 };
 function now() { return performance.now() / 1000; }
@@ -139,6 +140,7 @@ window.start = function (o) {
   });
   hls.on(E.LEVEL_SWITCHED, (ev, d) => R.level_switched.push({ t: now(), level: d.level }));
   v.addEventListener('waiting', () => R.waiting.push(now()));
+  v.addEventListener('seeking', () => R.seeking.push({ t: now(), to: v.currentTime }));
   v.addEventListener('playing', () => { if (R.t_playing === null) R.t_playing = now(); });
   v.addEventListener('error', () => {
     const e = v.error;
@@ -231,6 +233,15 @@ function analyse(R, win0, win1, requested) {
     }
   }
   stalls.frozen_s = r3(stalls.frozen_s);
+  // when each stall-ish event happened, relative to the window start (for debugging)
+  const stall_log = [];
+  for (const t of R.waiting) if (inWin(t, win0, win1)) stall_log.push({ at_s: r3(t - win0), what: 'waiting' });
+  for (const t of R.buffer_stalled) if (inWin(t, win0, win1)) stall_log.push({ at_s: r3(t - win0), what: 'buffer_stalled_error' });
+  for (const x of R.seeking) if (inWin(x.t, win0, win1)) stall_log.push({ at_s: r3(x.t - win0), what: 'seeking to ' + r3(x.to) });
+  for (let i = 1; i < samples.length; i++) {
+    if (!(samples[i].ct > samples[i - 1].ct)) stall_log.push({ at_s: r3(samples[i].t - win0), what: 'frozen at ' + r3(samples[i].ct) });
+  }
+  stall_log.sort((a, b) => a.at_s - b.at_s);
   stalls.total = stalls.waiting + stalls.buffer_stalled_error + stalls.frozen_intervals;
   const startup_stalls = {
     waiting: R.waiting.filter(before).length,
@@ -252,7 +263,7 @@ function analyse(R, win0, win1, requested) {
     currentTime_start: first ? r3(first.ct) : null,
     currentTime_end: last ? r3(last.ct) : null,
     played_s: first && last ? r3(last.ct - first.ct) : 0,
-    stalls, startup_stalls,
+    stalls, startup_stalls, stall_log: stall_log.slice(0, 50), seeks: R.seeking.filter((x) => inWin(x.t, win0, win1)).length,
     latency_s: r3(median(lat)),
     latency: {
       hls_latency_med: r3(median(lat)), hls_latency_p90: r3(quantile(lat, 90)),
@@ -306,7 +317,7 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
 }
 
 async function main() {
-  const hard = (opts.startupTimeout + opts.seconds + HARD_MARGIN_S) * 1000;
+  const hard = (opts.startupTimeout + opts.settle + opts.seconds + HARD_MARGIN_S) * 1000;
   setTimeout(() => finish(failReport('harness hard deadline of ' + hard / 1000 + ' s passed'), 1), hard).unref();
 
   if (!fs.existsSync(opts.chromium)) {
@@ -361,10 +372,16 @@ async function main() {
   }
   const started = !st.fatal && st.playing !== null && st.ct > 0;
   const startup_s = started ? r3(st.playing - st.t_load) : null;
-  if (started) log('playing after ' + startup_s + ' s; measuring ' + opts.seconds + ' s');
+  if (started) log('playing after ' + startup_s + ' s; settling ' + opts.settle + ' s, then measuring ' + opts.seconds + ' s');
   else log('did not start: ' + (st.fatal || 'no playback within ' + opts.startupTimeout + ' s'));
 
-  // 2. the measurement window (with forced level switches when asked)
+  // 2. the measurement window (with forced level switches when asked); it opens --settle
+  //    seconds after playback started (the player's initial live-edge seek and first part
+  //    fetches belong to startup, reported as startup_stalls)
+  if (started && opts.settle > 0) {
+    await sleep(opts.settle * 1000);
+    st.now = await page.evaluate(() => performance.now() / 1000);
+  }
   const win0 = st.now;
   const requested = [];
   let plan = [];
@@ -433,7 +450,7 @@ async function main() {
     url: opts.url, seconds: opts.seconds, low_latency: opts.lowLatency,
     startup_s, played_s: a.played_s, window_s: a.window_s,
     currentTime_start: a.currentTime_start, currentTime_end: a.currentTime_end,
-    stalls: a.stalls, startup_stalls: a.startup_stalls, errors,
+    stalls: a.stalls, startup_stalls: a.startup_stalls, stall_log: a.stall_log, seeks: a.seeks, errors,
     latency_s: a.latency_s, latency: a.latency,
     levels: R.levels.map((l) => ({ index: l.index, width: l.width, height: l.height, bitrate: l.bitrate, codecs: l.codecs })),
     level_switches: a.level_switches, level_switch_log: a.level_switch_log, levels_requested: a.levels_requested,

@@ -55,10 +55,11 @@ if [ -n "$SERVER_CMD" ]; then
     echo "play_test: server: $SERVER_CMD (pid $!)" >&2
 fi
 if [ -n "$PUBLISH_URL" ]; then
-    # the RTMP port must accept before ffmpeg tries (it does not retry)
+    # the RTMP port must listen before ffmpeg tries (it does not retry); checked with ss, not
+    # by connecting (a server may accept exactly one client, and it should be the publisher)
     rport="$(python3 -c 'import sys,urllib.parse; print(urllib.parse.urlsplit(sys.argv[1]).port or 1935)' "$PUBLISH_URL")"
     end=$((SECONDS + 10))
-    until (echo > "/dev/tcp/127.0.0.1/$rport") 2> /dev/null; do
+    until [ -n "$(ss -Hltn "sport = :$rport" 2> /dev/null)" ]; do
         [ $SECONDS -lt $end ] || { cat "$W/server.log" >&2 2> /dev/null; fail "RTMP port $rport never accepted"; }
         sleep 0.1
     done

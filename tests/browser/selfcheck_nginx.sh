@@ -11,6 +11,8 @@
 #      up and down and reaches both levels                     -> play.js exit 0
 #   5. the single-level stream with --switch-levels            -> play.js exit 1 (needs >= 2 levels)
 #   6. play_test.sh (the CTest wrapper) starts this nginx and an OBS-like ffmpeg itself -> exit 0
+#   7. play_test.sh + llhls_ref.py (LL-HLS parts, blocking reloads) with --low-latency
+#      --max-latency 3                                          -> exit 0
 # Everything on 127.0.0.1 with free ports; all state in a temp dir that is removed at exit.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -141,7 +143,7 @@ try:
     r = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 except Exception as e:
     print('   (no JSON line: %s)' % e); sys.exit(0)
-keys = ['ok', 'startup_s', 'played_s', 'currentTime_start', 'currentTime_end', 'stalls', 'latency_s',
+keys = ['ok', 'startup_s', 'played_s', 'currentTime_start', 'currentTime_end', 'stalls', 'stall_log', 'seeks', 'latency_s',
         'latency', 'levels', 'level_switches', 'level_switch_log', 'levels_requested',
         'dropped_frames', 'video', 'failures']
 for k in keys:
@@ -193,6 +195,13 @@ PLAY_TEST_SERVER_CMD="$here/selfcheck_nginx.sh --serve $W/pt {rtmp_port} {http_p
 PLAY_TEST_PUBLISH_URL="rtmp://127.0.0.1:{rtmp_port}/live/pt" \
     "$here/play_test.sh" "http://127.0.0.1:{http_port}/hls/pt.m3u8" "$SECONDS_WIN" > "$W/r6.json"
 check "6 play_test.sh with its own server and publisher" 0 $? "$W/r6.json"
+
+# 7. LL-HLS: the reference server (bench/anchors/llhls_ref.py) with hls.js lowLatencyMode
+PLAY_TEST_SERVER_CMD="python3 $here/../../bench/anchors/llhls_ref.py --rtmp-port {rtmp_port} --http-port {http_port}" \
+PLAY_TEST_PUBLISH_URL="rtmp://127.0.0.1:{rtmp_port}/live/ll" \
+    "$here/play_test.sh" "http://127.0.0.1:{http_port}/live/ll/index.m3u8" "$SECONDS_WIN" \
+    --low-latency --max-latency 3 > "$W/r7.json"
+check "7 LL-HLS (llhls_ref) plays in lowLatencyMode, median latency <= 3 s" 0 $? "$W/r7.json"
 
 echo "selfcheck: $fails check(s) failed"
 [ "$fails" -eq 0 ]
