@@ -8,6 +8,10 @@
  *     cluster remove ID              REMOVE a node
  *     query "SELECT ..."             one read-only statement (sql_guard.h), rows printed
  *
+ * With --json, every command prints one JSON object on stdout, errors included
+ * ({"error":{"code":"no_leader","message":"..."}}). Node ids are JSON strings: they are
+ * 64-bit unsigned and do not fit a JSON number safely.
+ *
  * Exit status: 0 success; 1 the cluster refused (a database error, a refused query, an
  * unknown outcome); 2 usage; 3 unreachable, no leader, or timed out. Every run is bounded:
  * the client's deadline is --timeout-ms, and a loop timer a little later ends the process
@@ -177,13 +181,16 @@ static void on_status_cluster(coord_dqlite_req_t *req, int status)
         json_t *nodes = json_array();
         for (uint32_t i = 0; i < req->nnodes; i++) {
             const coord_dqlite_node_t *n = &req->nodes[i];
-            json_array_append_new(nodes, json_pack("{s:I,s:s,s:s,s:b}", "id", (json_int_t)n->id,
-                                                   "address", n->address, "role",
-                                                   role_name(n->role), "leader",
-                                                   n->id == c->leader.id));
+            char id[24];
+            snprintf(id, sizeof id, "%" PRIu64, n->id);
+            json_array_append_new(nodes, json_pack("{s:s,s:s,s:s,s:b}", "id", id, "address",
+                                                   n->address, "role", role_name(n->role),
+                                                   "leader", n->id == c->leader.id));
         }
-        json_t *o = json_pack("{s:{s:I,s:s},s:o}", "leader", "id", (json_int_t)c->leader.id,
-                              "address", c->leader.address, "nodes", nodes);
+        char lid[24];
+        snprintf(lid, sizeof lid, "%" PRIu64, c->leader.id);
+        json_t *o = json_pack("{s:{s:s,s:s},s:o}", "leader", "id", lid, "address",
+                              c->leader.address, "nodes", nodes);
         json_dumpf(o, stdout, JSON_COMPACT);
         fputc('\n', stdout);
         json_decref(o);
@@ -231,7 +238,9 @@ static void on_membership_done(coord_dqlite_req_t *req, int status)
         return;
     }
     if (c->json) {
-        json_t *o = json_pack("{s:s,s:I}", "done", what, "id", (json_int_t)c->id);
+        char id[24];
+        snprintf(id, sizeof id, "%" PRIu64, c->id);
+        json_t *o = json_pack("{s:s,s:s}", "done", what, "id", id);
         if (c->cmd == CMD_ADD)
             json_object_set_new(o, "address", json_string(c->address));
         if (c->cmd == CMD_PROMOTE)

@@ -28,6 +28,9 @@ void coord_config_default(coord_config_t *c)
         .data_dir = "var/coordinator",
         .http = "127.0.0.1:9080",
         .log_level = AX_LOG_INFO,
+        /* dqlite derives heartbeat (1.5x) and election (15x) timeouts from it: 50 ms gives a
+         * 0.75-1.5 s election timeout, instead of dqlite's 5-10 s default. */
+        .network_latency_ms = 50,
         .join_timeout_ms = 60000,
         .migrate_timeout_ms = 60000,
     };
@@ -171,8 +174,12 @@ int coord_config_set(coord_config_t *c, const char *key, const char *value, char
             ERR(AX_EINVAL, "log-level: expected debug, info, warn or error, got '%.32s'", value);
         return 0;
     }
-    if (strcmp(key, "network-latency-ms") == 0)
-        return set_u32(&c->network_latency_ms, key, value, 3600000, errmsg);
+    if (strcmp(key, "network-latency-ms") == 0) {
+        int rv = set_u32(&c->network_latency_ms, key, value, 3600000, errmsg);
+        if (rv == 0 && c->network_latency_ms == 0)
+            ERR(AX_EINVAL, "network-latency-ms: must be 1..3600000");
+        return rv;
+    }
     if (strcmp(key, "snapshot-threshold") == 0)
         return set_u32(&c->snapshot_threshold, key, value, UINT32_MAX, errmsg);
     if (strcmp(key, "snapshot-trailing") == 0)
@@ -367,7 +374,7 @@ const char *coord_config_usage(void)
            "  --join HOST:PORT[,...]    join the cluster these members belong to\n"
            "  --http HOST:PORT          /metrics listener, \"\" to disable (127.0.0.1:9080)\n"
            "  --log-level LEVEL         debug, info, warn, error (info)\n"
-           "  --network-latency-ms N    dqlite's one-way latency estimate (dqlite default)\n"
+           "  --network-latency-ms N    one-way latency estimate; election timeout 15x (50)\n"
            "  --snapshot-threshold N    raft entries between snapshots (dqlite default)\n"
            "  --snapshot-trailing N     raft entries kept after a snapshot (dqlite default)\n"
            "  --join-timeout-ms N       give up joining after N ms (60000)\n"

@@ -25,6 +25,7 @@ static void config__defaults_are_a_loopback_single_node(void **state)
     assert_string_equal(c.http, "127.0.0.1:9080");
     assert_int_equal(c.njoin, 0);
     assert_int_equal(c.node_id, 0);
+    assert_int_equal(c.network_latency_ms, 50);
     assert_int_equal(coord_config_validate(&c, err), 0);
 }
 
@@ -79,6 +80,7 @@ static void config__bad_lines_name_their_line(void **state)
     assert_ax_err(parse(&c, "join = 127.0.0.1:1,\n", err), AX_EINVAL);
     assert_ax_err(parse(&c, "join = 127.0.0.1:1,,127.0.0.1:2\n", err), AX_EINVAL);
     assert_ax_err(parse(&c, "log-level = loud\n", err), AX_EINVAL);
+    assert_ax_err(parse(&c, "network-latency-ms = 0\n", err), AX_EINVAL);
     assert_ax_err(coord_config_parse_text(&c, "a\0b = 1\n", 8, err), AX_EINVAL);
     /* IPv6 literals in brackets are addresses too. */
     assert_ax_err(parse(&c, "address = [::1]:9001\n", err), 0);
