@@ -686,7 +686,7 @@ def t_hlsjs_play(a, tmp):
     edge = Edge(a.edge, tmp, ["--accept-any-key"])
     pub = None
     try:
-        pub = publisher(edge.rtmp, "hlsjs", 40, size="1280x720", tmp=tmp)
+        pub = publisher(edge.rtmp, "hlsjs", 40, tmp=tmp)  # 360p: the browser decodes on a busy 2-core box
         wait_master(edge, "hlsjs", 15)
         url = "http://127.0.0.1:%d/live/hlsjs/index.m3u8" % edge.http
         r = subprocess.run(["node", play, "--url", url, "--seconds", "20", "--low-latency",
