@@ -34,7 +34,7 @@ if [ "$build" = 1 ]; then
   bash scripts/install-deps.sh
   bash scripts/build.sh default
 fi
-edge_bin="$root/build/edge/aethex-edge"
+edge_bin="${AETHEX_EDGE_BIN:-$root/build/edge/aethex-edge}"  # override: tests, other trees
 if [ ! -x "$edge_bin" ]; then
   echo "run.sh: $edge_bin is missing (did the build fail?)" >&2
   exit 1
