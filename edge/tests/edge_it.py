@@ -363,10 +363,13 @@ def t_ffprobe_live(a, tmp):
 
 def t_blocking_reload(a, tmp):
     hold_ms = 1500
-    edge = Edge(a.edge, tmp, ["--accept-any-key", "--hold-timeout-ms", str(hold_ms)])
+    # 1 s segment target: TARGETDURATION 2, so CAN-SKIP-UNTIL is 12 s and a 24 s window
+    # gives delta updates something to skip within the test's time.
+    edge = Edge(a.edge, tmp, ["--accept-any-key", "--hold-timeout-ms", str(hold_ms),
+                              "--segment-ms", "1000", "--window-segments", "12"])
     pub = None
     try:
-        pub = publisher(edge.rtmp, "block1", 18, tmp=tmp)
+        pub = publisher(edge.rtmp, "block1", 24, tmp=tmp)
         path = video_playlist_path(edge, "block1")
         pl, _ = playlist(edge, path)
         check("CAN-BLOCK-RELOAD=YES" in pl.text, "no CAN-BLOCK-RELOAD")
@@ -421,9 +424,18 @@ def t_blocking_reload(a, tmp):
         check(st == 400, "far-ahead msn -> %d, want 400" % st)
         st, _, _ = get(edge.http, path + "?_HLS_part=1")
         check(st == 400, "_HLS_part without _HLS_msn -> %d, want 400" % st)
-        # Delta update request is answered with a playlist.
-        st, _, body = get(edge.http, path + "?_HLS_skip=YES")
-        check(st == 200 and b"#EXTM3U" in body, "_HLS_skip=YES -> %d" % st)
+        # Delta updates: once the playlist is longer than CAN-SKIP-UNTIL, _HLS_skip=YES
+        # replaces the old segments by EXT-X-SKIP, and the rest matches the full playlist.
+        def delta():
+            st, _, body = get(edge.http, path + "?_HLS_skip=YES")
+            check(st == 200 and b"#EXTM3U" in body, "_HLS_skip=YES -> %d" % st)
+            return body.decode() if "#EXT-X-SKIP:SKIPPED-SEGMENTS=" in body.decode() else None
+        text = wait_for(delta, 15, "a delta update with EXT-X-SKIP")
+        full, _ = playlist(edge, path)
+        skipped = int(re.search(r"SKIPPED-SEGMENTS=(\d+)", text).group(1))
+        check(0 < skipped < len(full.segments) + 2, "skipped %d segments" % skipped)
+        check(len(text) < len(full.text), "the delta update is not smaller than the playlist")
+        body = text.encode()
         # Parts are immutable.
         lp = Playlist(body.decode()).last_part()
         st, h, body = get(edge.http, path.rsplit("/", 1)[0] + "/" + lp[2])
@@ -450,7 +462,8 @@ def t_blocking_reload(a, tmp):
 
 def t_bad_input(a, tmp):
     edge = Edge(a.edge, tmp, ["--accept-any-key", "--rtmp-handshake-ms", "2000",
-                              "--http-req-timeout-ms", "2000"])
+                              "--http-req-timeout-ms", "2000", "--max-rtmp-conns", "6",
+                              "--max-http-conns", "24"])
     pub = None
     try:
         pub = publisher(edge.rtmp, "good", 40, tmp=tmp)
@@ -518,6 +531,27 @@ def t_bad_input(a, tmp):
                             + b"\x00" for i in range(64, 64 + 4000))
             send_all_tolerant(s, many)
         attack("flood of tiny chunks", tiny_chunks, 5, "channel=- closed: ")
+
+        # Connection floods: past max-rtmp-conns / max-http-conns new connections are closed
+        # at accept, and the good stream keeps going.
+        log("attack: RTMP connection flood")
+        socks = [rtmp_connect(edge.rtmp) for _ in range(20)]
+        closed = sum(1 for s in socks if closed_within(s, 0.3))
+        for s in socks:
+            s.close()
+        check(closed >= 20 - 5, "only %d of 20 flood connections were refused" % closed)
+        advanced()
+        log("attack: HTTP connection flood")
+        socks = [socket.create_connection(("127.0.0.1", edge.http), timeout=5) for _ in range(40)]
+        closed = sum(1 for s in socks if closed_within(s, 0.2))
+        for s in socks:
+            s.close()
+        check(closed >= 40 - 24, "only %d of 40 HTTP flood connections were refused" % closed)
+        time.sleep(0.3)
+        advanced()
+        st, _, body = get(edge.http, "/metrics")
+        m = re.search(rb"aethex_edge_rtmp_refused_total (\d+)", body)
+        check(m and int(m.group(1)) >= 15, "rtmp_refused_total %r" % (m and m.group(1)))
 
         # Slowloris: a request trickling in a byte at a time is cut off by h2o's timeout.
         log("attack: slowloris HTTP")
@@ -589,6 +623,8 @@ def t_publish_rules(a, tmp):
         wait_for(lambda: bad.poll() is not None, 8, "the unknown-key publisher to be refused")
         check(bad.returncode != 0, "publisher with an unknown key exited 0")
         check("publish refused: unknown stream key" in edge.log_text(), "no refusal logged")
+        check("Server error: unknown stream key" in open(bad.log_path).read(),
+              "the publisher was not told why: " + open(bad.log_path).read())
         # The right key publishes to channel "demo"; the key never appears in a URL.
         first = publisher(edge.rtmp, key, 9, tmp=tmp, name="first")
         pubs.append(first)
@@ -602,6 +638,8 @@ def t_publish_rules(a, tmp):
         wait_for(lambda: second.poll() is not None, 8, "the second publisher to be refused")
         check(second.returncode != 0, "second publisher on a live key exited 0")
         check("stream already live" in edge.log_text(), "no 'already live' refusal logged")
+        check("Server error: stream already live" in open(second.log_path).read(),
+              "the second publisher was not told why: " + open(second.log_path).read())
         check(first.poll() is None, "the first publisher was disturbed")
         pl1, _ = playlist(edge, path)
         check(pl1.discontinuities == 0, "discontinuity before any reconnect")
