@@ -137,7 +137,8 @@ int media_rtmp_session_new(const media_rtmp_session_config_t *cfg, media_rtmp_se
     const media_rtmp_limits_t *l = &cfg->limits;
     if (l->max_chunk_size == 0 || l->max_chunk_size > 0x7fffffff || l->max_message_len == 0 ||
         l->max_amf_depth == 0 || l->max_chunk_streams == 0 || l->max_message_streams == 0 ||
-        l->max_command_len == 0 || l->max_output_bytes < 2 * (1 + MEDIA_RTMP__SIG_SIZE))
+        l->max_command_len == 0 || l->max_incomplete_bytes == 0 ||
+        l->max_output_bytes < 2 * (1 + MEDIA_RTMP__SIG_SIZE))
         return AX_EINVAL;
     media_rtmp_session_t *s = ax_calloc(1, sizeof *s);
     if (s == NULL)

@@ -1111,6 +1111,12 @@ TEST(session__invalid_config_is_refused)
     media_rtmp_session_config_default(&c);
     c.limits.max_output_bytes = 100; /* cannot hold S0S1S2 */
     assert_ax_err(media_rtmp_session_new(&c, &s), AX_EINVAL);
+    media_rtmp_session_config_default(&c);
+    c.limits.max_incomplete_bytes = 0; /* no message could ever be read */
+    assert_ax_err(media_rtmp_session_new(&c, &s), AX_EINVAL);
+    media_rtmp_session_config_default(&c);
+    c.limits.max_chunk_size = 0x80000000u;
+    assert_ax_err(media_rtmp_session_new(&c, &s), AX_EINVAL);
     media_rtmp_session_free(NULL);
 }
 

@@ -78,7 +78,8 @@ typedef struct media_rtmp_metadata {
  */
 typedef struct media_rtmp_callbacks {
     /* The peer sent connect. Return 0 to accept, or a negative AX_E* code to refuse it
-     * (the session answers _error NetConnection.Connect.Rejected and closes). */
+     * (the session answers _error NetConnection.Connect.Rejected, closes, and feed()
+     * returns that code). */
     int (*on_connect)(media_rtmp_session_t *s, const media_rtmp_connect_info_t *info);
     /* The peer asked to publish `stream_name` (the stream key, with any "?query" left in)
      * of `app`. The session is now PUBLISH_PENDING: the application must call
@@ -112,7 +113,12 @@ typedef struct media_rtmp_session_config {
 /* Fills `cfg` with default limits, no callbacks, epoch 0, no random source. */
 void media_rtmp_session_config_default(media_rtmp_session_config_t *cfg);
 
-/* Creates a session in HANDSHAKE. `cfg` is copied. Returns 0 or AX_ENOMEM/AX_EINVAL. */
+/*
+ * Creates a session in HANDSHAKE. `cfg` is copied (callbacks and `data` must outlive the
+ * session). Returns 0, AX_ENOMEM, or AX_EINVAL for a zero limit (max_pending_bytes may be 0:
+ * nothing is held, so media sent before accept closes the session), max_chunk_size over 2^31-1, or max_output_bytes below 3074
+ * (S0S1S2 must fit). *out is NULL on failure.
+ */
 int media_rtmp_session_new(const media_rtmp_session_config_t *cfg, media_rtmp_session_t **out);
 
 /* Frees the session and everything it holds. NULL does nothing. Never from a callback. */
