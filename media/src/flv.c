@@ -12,7 +12,26 @@
 #define FLV_PREV_TAG_SIZE 4
 #define FLV_FILE_HEADER_SIZE 9
 
+static int parse_video(ax_slice_t in, media_flv_video_t *out);
+static int parse_audio(ax_slice_t in, media_flv_audio_t *out);
+
 int media_flv_parse_video(ax_slice_t in, media_flv_video_t *out)
+{
+    int rv = parse_video(in, out);
+    if (rv < 0)
+        memset(out, 0, sizeof *out);
+    return rv;
+}
+
+int media_flv_parse_audio(ax_slice_t in, media_flv_audio_t *out)
+{
+    int rv = parse_audio(in, out);
+    if (rv < 0)
+        memset(out, 0, sizeof *out);
+    return rv;
+}
+
+static int parse_video(ax_slice_t in, media_flv_video_t *out)
 {
     memset(out, 0, sizeof *out);
     if (in.len < 1)
@@ -43,7 +62,7 @@ int media_flv_parse_video(ax_slice_t in, media_flv_video_t *out)
     return 0;
 }
 
-int media_flv_parse_audio(ax_slice_t in, media_flv_audio_t *out)
+static int parse_audio(ax_slice_t in, media_flv_audio_t *out)
 {
     memset(out, 0, sizeof *out);
     if (in.len < 1)

@@ -124,8 +124,12 @@ static void video__malformed_bodies_are_refused(void **state)
         {0x17, 0x03, 0, 0, 0}, /* AVC packet type 3 */
         {0x17, 0xff, 0, 0, 0},
     };
-    for (size_t i = 0; i < AX_ARRAY_SIZE(bad); i++)
+    for (size_t i = 0; i < AX_ARRAY_SIZE(bad); i++) {
         assert_ax_err(media_flv_parse_video(AX_SLICE(bad[i], 5), &v), AX_EBADDATA);
+        /* Found by fuzz.flv: fields read before the error must not be left behind. */
+        assert_int_equal(v.frame_type, 0);
+        assert_int_equal(v.codec_id, 0);
+    }
 }
 
 /* An Enhanced RTMP extended video header (HEVC, AV1 via FourCC) is refused as unsupported. */
@@ -189,6 +193,7 @@ static void audio__malformed_bodies_are_refused(void **state)
     static const uint8_t bad[] = {0xaf, 0x02, 0x00};
     assert_ax_err(media_flv_parse_audio(AX_SLICE(bad, sizeof bad), &a), AX_EBADDATA);
     assert_null(a.body.base);
+    assert_int_equal(a.sound_format, 0);
 }
 
 static const uint8_t file_header[] = {'F', 'L', 'V', 1, 0x05, 0, 0, 0, 9, 0, 0, 0, 0};
