@@ -9,9 +9,12 @@
  */
 #include "aethex/coordinator/dqlite_client.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "aethex/common/alloc.h"
 #include "aethex/common/log.h"
@@ -172,19 +175,9 @@ struct wreq {
 enum run_kind { RUN_OP, RUN_GROUP };
 
 /* Group phases: BEGIN; per item [SAVEPOINT] calls [RELEASE]; COMMIT (or ROLLBACK). */
-enum gphase {
-    G_BEGIN,
-    G_SAVEPOINT,
-    G_PREPARE,
-    G_CALL,
-    G_RELEASE,
-    G_ROLLBACK_TO,
-    G_RELEASE_AFTER_ROLLBACK,
-    G_COMMIT,
-    G_ROLLBACK,
-};
+enum gphase { G_PREPARE, G_BEGIN, G_BODY, G_COMMIT, G_ROLLBACK };
 
-enum after_rollback { AFTER_RETRY, AFTER_RETRY_HOLD, AFTER_FAIL };
+enum after_rollback { AFTER_RETRY, AFTER_RETRY_HOLD, AFTER_FAIL, AFTER_UNKNOWN };
 
 /* What is in flight on the connection: at most one request, or one write group. */
 struct run {
@@ -200,7 +193,10 @@ struct run {
     /* group */
     struct coord_dqlite__op **items; /* owned array, max_group_items */
     uint32_t nitems;
-    uint32_t item;
+    uint32_t item;     /* PREPARE scan / BODY reply cursor: item index */
+    uint32_t pos;      /* BODY reply cursor: position inside the item */
+    uint32_t body_left; /* BODY replies still to come */
+    bool f_unknown, f_hold, f_fatal, f_rerun; /* what BODY replies asked for */
     enum gphase gphase;
     bool commit_sent;
     enum after_rollback after;
@@ -248,7 +244,7 @@ static void attempt_failed(coord_dqlite_client_t *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static void try_next_member(coord_dqlite_client_t *c);
 static void run_op_send(coord_dqlite_client_t *c);
-static void group_next_item(coord_dqlite_client_t *c);
+static void group_finish(coord_dqlite_client_t *c, int status);
 static void finish_close(coord_dqlite_client_t *c);
 
 /* ---- defaults ---------------------------------------------------------------------------- */
@@ -472,7 +468,9 @@ static void settle_inflight(coord_dqlite_client_t *c, bool proto, const char *wh
      * re-run; after it, the items' fate is unknown (those that already failed keep their
      * own, definite, error). Requeue in reverse so the front keeps submission order. */
     uint32_t n = r->nitems;
-    bool commit_sent = r->commit_sent;
+    /* A statement error that may have ended the transaction under us means statements
+     * after it may have autocommitted: as unknown as a COMMIT without an answer. */
+    bool commit_sent = r->commit_sent || r->f_unknown;
     struct coord_dqlite__op *items[n > 0 ? n : 1];
     memcpy(items, r->items, n * sizeof *items);
     run_clear(c);
@@ -554,6 +552,24 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void on_message(coord_dqlite_client_t *c, const struct coord_dqlite__msg *m);
 
+/*
+ * libdqlite 1.11 leaves Nagle's algorithm on for client connections, so when it answers a
+ * pipelined write group its second small reply waits for our ACK of the first, and Linux
+ * delays that ACK up to 40 ms: every group paid ~40 ms (measured: bench/dqlite/RESULTS.md).
+ * Asking for an immediate ACK after each read (TCP_QUICKACK is not sticky) removes the stall.
+ */
+static void ack_now(struct conn *conn)
+{
+#ifdef TCP_QUICKACK
+    uv_os_fd_t fd;
+    int one = 1;
+    if (uv_fileno((const uv_handle_t *)&conn->tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#else
+    (void)conn;
+#endif
+}
+
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -570,6 +586,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             attempt_failed(c, "%s: %s", c->target, uv_strerror((int)nread));
         return;
     }
+    ack_now(conn);
     int rv = ax_buf_append(&conn->rbuf, conn->rd, (size_t)nread);
     if (rv != 0) {
         conn_lost(c, true, "read buffer: %s", ax_strerror(rv));
@@ -1111,104 +1128,143 @@ proto:
     conn_lost(c, true, "malformed reply type %u from %s", m->type, c->target);
 }
 
-/* ---- running write groups ---------------------------------------------------------------- */
-
-static int send_sql_const(coord_dqlite_client_t *c, const char *sql)
-{
-    ax_buf_reset(&c->scratch);
-    int rv = coord_dqlite__encode_sql_req(&c->scratch, COORD_DQLITE__REQ_EXEC_SQL, c->db_id,
-                                          AX_SLICE(sql, strlen(sql)), AX_SLICE(NULL, 0));
-    if (rv == 0)
-        rv = send_scratch(c);
-    c->run.expect = COORD_DQLITE__RESP_RESULT;
-    return rv;
-}
-
-static void group_send(coord_dqlite_client_t *c, enum gphase ph, const char *sql)
-{
-    c->run.gphase = ph;
-    int rv = send_sql_const(c, sql);
-    if (rv != 0) {
-        conn_lost(c, false, "write %s: %s", sql, ax_strerror(rv));
-        return;
-    }
-    if (ph == G_COMMIT)
-        c->run.commit_sent = true;
-}
-
-static void group_send_call(coord_dqlite_client_t *c)
-{
-    struct run *r = &c->run;
-    struct coord_dqlite__op *op = r->items[r->item];
-    const struct call_enc *call = &op->calls[op->call_i];
-    ax_buf_reset(&c->scratch);
-    int rv;
-    if (needs_prepare(c, call->stmt)) {
-        r->gphase = G_PREPARE;
-        r->expect = COORD_DQLITE__RESP_STMT;
-        rv = encode_prepare(c, call->stmt);
-    } else {
-        r->gphase = G_CALL;
-        r->expect = COORD_DQLITE__RESP_RESULT;
-        rv = encode_call(c, op, call, false);
-    }
-    if (rv == 0)
-        rv = send_scratch(c);
-    if (rv != 0)
-        conn_lost(c, false, "write call: %s", ax_strerror(rv));
-}
+/* ---- running write groups ----------------------------------------------------------------
+ *
+ * A group is four steps, so that N statements cost about three round trips, not N + 2:
+ *
+ *   PREPARE   each statement handle not yet prepared on this connection, one at a time
+ *             (their ids are needed to encode EXEC); a bad statement fails its item alone;
+ *   BEGIN IMMEDIATE   alone: it takes the write lock now, so "database is locked" can only
+ *             come here (nothing to undo) and never from a statement inside the transaction
+ *             (SQLite may roll a transaction back by itself on SQLITE_BUSY, and statements
+ *             pipelined after that would run in autocommit);
+ *   BODY      every item's [SAVEPOINT] statements [RELEASE], written at once; the server
+ *             answers them in order and the replies are matched with a cursor;
+ *   COMMIT    alone, only once every BODY reply is in and none asks for a rollback.
+ *
+ * A multi-statement item failing in BODY cannot be undone alone any more (its RELEASE was
+ * already pipelined): the group is rolled back, the failed item reports its error and the
+ * others are re-run. A statement error that may have rolled the transaction back under us
+ * (SQLITE_IOERR, FULL, NOMEM) makes every other item AX_EUNKNOWN.
+ */
 
 static bool item_has_savepoint(const struct coord_dqlite__op *op)
 {
     return op->ncalls > 1;
 }
 
-/* Moves on to the next item, or to COMMIT after the last. */
-static void group_advance(coord_dqlite_client_t *c)
+/* Replies BODY expects from one item: [SAVEPOINT] calls [RELEASE]. */
+static uint32_t item_replies(const struct coord_dqlite__op *op)
 {
-    c->run.item++;
-    group_next_item(c);
+    return op->ncalls + (item_has_savepoint(op) ? 2 : 0);
 }
 
-static void group_next_item(coord_dqlite_client_t *c)
+static int encode_const(coord_dqlite_client_t *c, const char *sql)
+{
+    return coord_dqlite__encode_sql_req(&c->scratch, COORD_DQLITE__REQ_EXEC_SQL, c->db_id,
+                                        AX_SLICE(sql, strlen(sql)), AX_SLICE(NULL, 0));
+}
+
+static void group_send_const(coord_dqlite_client_t *c, enum gphase ph, const char *sql)
 {
     struct run *r = &c->run;
-    if (r->item >= r->nitems) {
-        group_send(c, G_COMMIT, "COMMIT");
+    r->gphase = ph;
+    r->expect = COORD_DQLITE__RESP_RESULT;
+    ax_buf_reset(&c->scratch);
+    int rv = encode_const(c, sql);
+    if (rv == 0)
+        rv = send_scratch(c);
+    if (rv != 0) {
+        conn_lost(c, false, "write %s: %s", sql, ax_strerror(rv));
         return;
     }
-    struct coord_dqlite__op *op = r->items[r->item];
-    op->call_i = 0;
-    if (item_has_savepoint(op))
-        group_send(c, G_SAVEPOINT, "SAVEPOINT ax_item");
-    else
-        group_send_call(c);
+    if (ph == G_COMMIT)
+        r->commit_sent = true;
 }
 
-static void group_start(coord_dqlite_client_t *c)
+static void item_fail(struct coord_dqlite__op *op, uint32_t call, uint64_t code, ax_slice_t msg)
+{
+    if (op->item_failed)
+        return; /* the first failure of an item is the one reported */
+    op->item_failed = true;
+    op->item_status = AX_EDB;
+    op->req->db_code = code;
+    op->req->failed_call = call;
+    req_errmsg(op->req, "%.*s", (int)msg.len, (const char *)msg.base);
+}
+
+/* PREPARE the next statement of the group not yet prepared on this connection, or move on
+ * to BEGIN IMMEDIATE when there is none. */
+static void group_prepare_next(coord_dqlite_client_t *c)
 {
     struct run *r = &c->run;
-    r->busy = true;
-    r->kind = RUN_GROUP;
-    r->nitems = 0;
-    r->item = 0;
-    r->commit_sent = false;
-    size_t bytes = 0;
-    while (!list_empty(&c->writes) && r->nitems < c->cfg.limits.max_group_items) {
-        struct coord_dqlite__op *op =
-            ax_container_of(c->writes.next, struct coord_dqlite__op, link);
-        if (r->nitems > 0 && bytes + op->body.len > c->cfg.limits.max_group_bytes)
-            break;
-        bytes += op->body.len;
-        list_remove(&op->link);
-        op->call_i = 0;
-        op->item_failed = false;
-        r->items[r->nitems++] = op;
+    for (; r->item < r->nitems; r->item++) {
+        struct coord_dqlite__op *op = r->items[r->item];
+        if (op->item_failed)
+            continue;
+        for (; op->call_i < op->ncalls; op->call_i++) {
+            if (!needs_prepare(c, op->calls[op->call_i].stmt))
+                continue;
+            r->gphase = G_PREPARE;
+            r->expect = COORD_DQLITE__RESP_STMT;
+            ax_buf_reset(&c->scratch);
+            int rv = encode_prepare(c, op->calls[op->call_i].stmt);
+            if (rv == 0)
+                rv = send_scratch(c);
+            if (rv != 0)
+                conn_lost(c, false, "write PREPARE: %s", ax_strerror(rv));
+            return;
+        }
     }
-    group_send(c, G_BEGIN, "BEGIN");
+    bool live = false;
+    for (uint32_t i = 0; i < r->nitems; i++)
+        live = live || !r->items[i]->item_failed;
+    if (!live) {
+        group_finish(c, 0); /* every item failed to prepare: nothing to run */
+        return;
+    }
+    group_send_const(c, G_BEGIN, "BEGIN IMMEDIATE");
 }
 
-/* Every item in the group that did not fail gets `status`; all are called back. */
+/* Writes every live item's messages in one go and sets up the reply cursor. */
+static void group_send_body(coord_dqlite_client_t *c)
+{
+    struct run *r = &c->run;
+    ax_buf_reset(&c->scratch);
+    int rv = 0;
+    r->body_left = 0;
+    for (uint32_t i = 0; i < r->nitems && rv == 0; i++) {
+        struct coord_dqlite__op *op = r->items[i];
+        if (op->item_failed)
+            continue;
+        if (item_has_savepoint(op))
+            rv = encode_const(c, "SAVEPOINT ax_item");
+        for (uint32_t k = 0; k < op->ncalls && rv == 0; k++)
+            rv = encode_call(c, op, &op->calls[k], false);
+        if (rv == 0 && item_has_savepoint(op))
+            rv = encode_const(c, "RELEASE ax_item");
+        r->body_left += item_replies(op);
+    }
+    if (rv == 0 && r->body_left == 0) {
+        group_send_const(c, G_COMMIT, "COMMIT");
+        return;
+    }
+    if (rv == 0)
+        rv = send_scratch(c);
+    if (rv != 0) {
+        conn_lost(c, false, "write group: %s", ax_strerror(rv));
+        return;
+    }
+    c->stats.requests += r->body_left - 1; /* send_scratch counted one */
+    r->gphase = G_BODY;
+    r->expect = COORD_DQLITE__RESP_RESULT;
+    r->item = 0;
+    r->pos = 0;
+    r->f_unknown = r->f_hold = r->f_fatal = r->f_rerun = false;
+    while (r->item < r->nitems && r->items[r->item]->item_failed)
+        r->item++;
+}
+
 static void group_finish(coord_dqlite_client_t *c, int status)
 {
     struct run *r = &c->run;
@@ -1232,21 +1288,24 @@ static void group_finish(coord_dqlite_client_t *c, int status)
     schedule(c);
 }
 
-/* After ROLLBACK answered: re-run the group (safe: nothing was committed) or fail it. */
+/* After ROLLBACK answered (or failed: then no transaction was left to roll back). */
 static void group_after_rollback(coord_dqlite_client_t *c)
 {
     struct run *r = &c->run;
-    if (r->after == AFTER_FAIL) {
+    if (r->after == AFTER_FAIL || r->after == AFTER_UNKNOWN) {
+        bool unknown = r->after == AFTER_UNKNOWN;
         for (uint32_t i = 0; i < r->nitems; i++) {
             struct coord_dqlite__op *op = r->items[i];
-            if (!op->item_failed) {
-                op->item_failed = true;
-                op->item_status = AX_EDB;
-                op->req->db_code = r->fail_code;
-                req_errmsg(op->req, "transaction rolled back: %s", r->fail_msg);
-            }
+            if (op->item_failed)
+                continue;
+            op->item_failed = true;
+            op->item_status = unknown ? AX_EUNKNOWN : AX_EDB;
+            op->req->db_code = r->fail_code;
+            req_errmsg(op->req, "%s: %s",
+                       unknown ? "outcome unknown, transaction broken" : "transaction rolled back",
+                       r->fail_msg);
         }
-        group_finish(c, AX_EDB);
+        group_finish(c, unknown ? AX_EUNKNOWN : AX_EDB);
         return;
     }
     if (r->after == AFTER_RETRY_HOLD) {
@@ -1254,34 +1313,47 @@ static void group_after_rollback(coord_dqlite_client_t *c)
         c->write_hold_ms = ms > WRITE_HOLD_MAX_MS ? WRITE_HOLD_MAX_MS : ms;
         c->write_hold_until = now_ms(c) + c->write_hold_ms;
     }
+    /* Items that failed on their own keep their (definite: rolled back) error; the others
+     * did nothing wrong and run again, in their order, at the front of the queue. */
     uint32_t n = r->nitems;
     struct coord_dqlite__op *items[n > 0 ? n : 1];
     memcpy(items, r->items, n * sizeof *items);
+    char why[AX_ERRMSG_LEN];
+    snprintf(why, sizeof why, "%s", r->fail_msg);
     run_clear(c);
     for (uint32_t i = n; i-- > 0;) {
-        if (now_ms(c) >= items[i]->deadline) {
-            req_errmsg(items[i]->req, "timed out: %s", r->fail_msg);
+        if (items[i]->item_failed) {
+            continue;
+        } else if (now_ms(c) >= items[i]->deadline) {
+            req_errmsg(items[i]->req, "timed out: %s", why);
             op_complete(c, items[i], AX_ETIMEDOUT);
         } else {
             op_requeue(c, items[i]);
         }
     }
+    for (uint32_t i = 0; i < n; i++)
+        if (items[i]->item_failed)
+            op_complete(c, items[i], items[i]->item_status);
     schedule(c);
 }
 
-static void group_rollback(coord_dqlite_client_t *c, enum after_rollback after, uint64_t code,
-                           ax_slice_t msg)
+static void group_rollback(coord_dqlite_client_t *c, enum after_rollback after)
 {
-    struct run *r = &c->run;
-    r->after = after;
+    c->run.after = after;
+    group_send_const(c, G_ROLLBACK, "ROLLBACK");
+}
+
+static void group_note(struct run *r, uint64_t code, ax_slice_t msg)
+{
+    if (r->fail_msg[0] != '\0')
+        return;
     r->fail_code = code;
     snprintf(r->fail_msg, sizeof r->fail_msg, "%.*s", (int)(msg.len > 200 ? 200 : msg.len),
              (const char *)msg.base);
-    group_send(c, G_ROLLBACK, "ROLLBACK");
 }
 
-/* Codes that fail one statement and leave the transaction open (SQLite statement-level
- * rollback under the default ON CONFLICT ABORT): the item fails, the group goes on. */
+/* Codes that fail one statement and leave the transaction open (SQLite's statement rollback
+ * under the default ON CONFLICT ABORT): the item fails, the group goes on. */
 static bool statement_level(uint64_t code)
 {
     switch (primary(code)) {
@@ -1296,58 +1368,146 @@ static bool statement_level(uint64_t code)
     }
 }
 
+/* Errors after which SQLite may have rolled the whole transaction back by itself. */
+static bool may_auto_rollback(uint64_t code)
+{
+    return primary(code) == COORD_DQLITE__SQLITE_IOERR ||
+           primary(code) == COORD_DQLITE__SQLITE_FULL ||
+           primary(code) == COORD_DQLITE__SQLITE_NOMEM;
+}
+
+/* One BODY reply: `ok` with `res`, or a failure `code`/`msg`. */
+static void group_body_reply(coord_dqlite_client_t *c, bool ok, uint64_t code, ax_slice_t msg,
+                             const coord_dqlite_result_t *res)
+{
+    struct run *r = &c->run;
+    AX_ASSERT(r->item < r->nitems && r->body_left > 0);
+    struct coord_dqlite__op *op = r->items[r->item];
+    bool sp = item_has_savepoint(op);
+    bool is_call = !sp || (r->pos > 0 && r->pos <= op->ncalls);
+    uint32_t call = sp ? r->pos - 1 : r->pos;
+    if (ok) {
+        if (is_call)
+            op->req->result = *res;
+    } else if (is_call && statement_level(code)) {
+        item_fail(op, call, code, msg);
+        if (sp)
+            r->f_rerun = true;
+    } else if (may_auto_rollback(code)) {
+        r->f_unknown = true;
+        group_note(r, code, msg);
+    } else if (primary(code) == COORD_DQLITE__SQLITE_BUSY ||
+               primary(code) == COORD_DQLITE__SQLITE_LOCKED) {
+        r->f_hold = true; /* "checkpoint in progress": the statement did not run */
+        group_note(r, code, msg);
+    } else {
+        r->f_fatal = true;
+        group_note(r, code, msg);
+    }
+    /* Advance the cursor to the next expected reply. */
+    r->body_left--;
+    if (++r->pos >= item_replies(op)) {
+        r->pos = 0;
+        r->item++;
+        while (r->item < r->nitems && r->items[r->item]->item_failed &&
+               r->item < r->nitems)
+            r->item++;
+    }
+    if (r->body_left > 0)
+        return;
+    if (r->f_unknown)
+        group_rollback(c, AFTER_UNKNOWN);
+    else if (r->f_fatal)
+        group_rollback(c, AFTER_FAIL);
+    else if (r->f_hold)
+        group_rollback(c, AFTER_RETRY_HOLD);
+    else if (r->f_rerun)
+        group_rollback(c, AFTER_RETRY);
+    else
+        group_send_const(c, G_COMMIT, "COMMIT");
+}
+
+static void group_start(coord_dqlite_client_t *c)
+{
+    struct run *r = &c->run;
+    r->busy = true;
+    r->kind = RUN_GROUP;
+    r->nitems = 0;
+    r->item = 0;
+    r->commit_sent = false;
+    r->f_unknown = r->f_hold = r->f_fatal = r->f_rerun = false;
+    r->fail_msg[0] = '\0';
+    r->fail_code = 0;
+    size_t bytes = 0;
+    while (!list_empty(&c->writes) && r->nitems < c->cfg.limits.max_group_items) {
+        struct coord_dqlite__op *op =
+            ax_container_of(c->writes.next, struct coord_dqlite__op, link);
+        /* Encoded size: the item's SQL and params plus headers, ids and padding. */
+        size_t cost = op->body.len + (size_t)op->ncalls * 32 + 96;
+        if (r->nitems > 0 && bytes + cost > c->cfg.limits.max_group_bytes)
+            break;
+        bytes += cost;
+        list_remove(&op->link);
+        op->call_i = 0;
+        op->item_failed = false;
+        r->items[r->nitems++] = op;
+    }
+    group_prepare_next(c);
+}
+
 static void group_failure(coord_dqlite_client_t *c, uint64_t code, ax_slice_t msg)
 {
     struct run *r = &c->run;
-    if (r->gphase == G_ROLLBACK) {
-        /* ROLLBACK itself failed (no transaction active, ...): nothing stays committed. */
-        group_after_rollback(c);
-        return;
-    }
     if (code == COORD_DQLITE__SQLITE_IOERR_NOT_LEADER) {
-        /* Refused before executing: the open transaction dies with the connection. COMMIT
-         * refused this way did not run either. */
+        /* Refused before executing (CHECK_LEADER), COMMIT included: the open transaction
+         * dies with the connection and the group runs again on the new leader. */
         r->commit_sent = false;
         conn_lost(c, false, "%s is no longer the leader", c->target);
         return;
     }
-    if (r->gphase == G_COMMIT) {
-        if (primary(code) == COORD_DQLITE__SQLITE_IOERR) {
+    switch (r->gphase) {
+    case G_PREPARE: {
+        struct coord_dqlite__op *op = r->items[r->item];
+        if (!statement_level(code)) {
+            conn_lost(c, false, "PREPARE: %.*s (%llu)", (int)msg.len, (const char *)msg.base,
+                      (unsigned long long)code);
+            return;
+        }
+        item_fail(op, op->call_i, code, msg);
+        r->item++;
+        group_prepare_next(c);
+        return;
+    }
+    case G_BEGIN:
+        group_note(r, code, msg);
+        if (primary(code) == COORD_DQLITE__SQLITE_BUSY ||
+            primary(code) == COORD_DQLITE__SQLITE_LOCKED) {
+            /* Another connection holds the write lock: nothing started, wait and retry. */
+            r->after = AFTER_RETRY_HOLD;
+            group_after_rollback(c);
+        } else {
+            group_rollback(c, AFTER_FAIL);
+        }
+        return;
+    case G_BODY:
+        group_body_reply(c, false, code, msg, NULL);
+        return;
+    case G_COMMIT:
+        if (may_auto_rollback(code)) {
             /* Leadership lost during the Raft round: the commit may or may not stand. */
             conn_lost(c, false, "COMMIT: %.*s (%llu)", (int)msg.len, (const char *)msg.base,
                       (unsigned long long)code);
             return;
         }
         r->commit_sent = false;
-        group_rollback(c,
-                       primary(code) == COORD_DQLITE__SQLITE_BUSY ? AFTER_RETRY_HOLD : AFTER_FAIL,
-                       code, msg);
+        group_note(r, code, msg);
+        group_rollback(c, primary(code) == COORD_DQLITE__SQLITE_BUSY ? AFTER_RETRY_HOLD
+                                                                     : AFTER_FAIL);
+        return;
+    case G_ROLLBACK:
+        group_after_rollback(c);
         return;
     }
-    if (primary(code) == COORD_DQLITE__SQLITE_IOERR) {
-        /* Before COMMIT nothing of the group is replicated: lose the connection, re-run. */
-        conn_lost(c, false, "%.*s (%llu)", (int)msg.len, (const char *)msg.base,
-                  (unsigned long long)code);
-        return;
-    }
-    if (primary(code) == COORD_DQLITE__SQLITE_BUSY || primary(code) == COORD_DQLITE__SQLITE_LOCKED) {
-        group_rollback(c, AFTER_RETRY_HOLD, code, msg);
-        return;
-    }
-    if ((r->gphase == G_CALL || r->gphase == G_PREPARE) && statement_level(code)) {
-        struct coord_dqlite__op *op = r->items[r->item];
-        op->item_failed = true;
-        op->item_status = AX_EDB;
-        op->req->db_code = code;
-        op->req->failed_call = op->call_i;
-        req_errmsg(op->req, "%.*s", (int)msg.len, (const char *)msg.base);
-        if (item_has_savepoint(op))
-            group_send(c, G_ROLLBACK_TO, "ROLLBACK TO ax_item");
-        else
-            group_advance(c);
-        return;
-    }
-    group_rollback(c, AFTER_FAIL, code, msg);
 }
 
 static void group_reply(coord_dqlite_client_t *c, const struct coord_dqlite__msg *m)
@@ -1364,7 +1524,8 @@ static void group_reply(coord_dqlite_client_t *c, const struct coord_dqlite__msg
         struct coord_dqlite__op *op = r->items[r->item];
         op->calls[op->call_i].stmt->id = id;
         op->calls[op->call_i].stmt->gen = c->gen;
-        group_send_call(c);
+        op->call_i++;
+        group_prepare_next(c);
         return;
     }
     rv = coord_dqlite__decode_result(m->body, &res);
@@ -1372,29 +1533,10 @@ static void group_reply(coord_dqlite_client_t *c, const struct coord_dqlite__msg
         goto proto;
     switch (r->gphase) {
     case G_BEGIN:
-        group_next_item(c);
+        group_send_body(c);
         return;
-    case G_SAVEPOINT:
-        group_send_call(c);
-        return;
-    case G_CALL: {
-        struct coord_dqlite__op *op = r->items[r->item];
-        op->req->result = res;
-        op->call_i++;
-        if (op->call_i < op->ncalls)
-            group_send_call(c);
-        else if (item_has_savepoint(op))
-            group_send(c, G_RELEASE, "RELEASE ax_item");
-        else
-            group_advance(c);
-        return;
-    }
-    case G_RELEASE:
-    case G_RELEASE_AFTER_ROLLBACK:
-        group_advance(c);
-        return;
-    case G_ROLLBACK_TO:
-        group_send(c, G_RELEASE_AFTER_ROLLBACK, "RELEASE ax_item");
+    case G_BODY:
+        group_body_reply(c, true, 0, AX_SLICE(NULL, 0), &res);
         return;
     case G_COMMIT:
         group_finish(c, 0);

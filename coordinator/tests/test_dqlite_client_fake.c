@@ -154,7 +154,7 @@ static bool fake_request(struct fake_conn *fc, const struct coord_dqlite__msg *m
         break;
     case COORD_DQLITE__REQ_EXEC_SQL: {
         const char *sql = (const char *)m->body.base + 8;
-        bool begin = strcmp(sql, "BEGIN") == 0, commit = strcmp(sql, "COMMIT") == 0;
+        bool begin = strncmp(sql, "BEGIN", 5) == 0, commit = strcmp(sql, "COMMIT") == 0;
         f->exec_sql++;
         f->begins += begin;
         f->commits += commit;
