@@ -23,8 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     int rc = edge_keys_parse(&k, text, err, sizeof err);
     if (rc < 0) {
-        if (k.count != 1 || strcmp(edge_keys_lookup(&k, AX_SLICE_LIT("0123456789abcdef")),
-                                   "keep") != 0)
+        if (k.count != 1 ||
+            strcmp(edge_keys_lookup(&k, AX_SLICE_LIT("0123456789abcdef")), "keep") != 0)
             __builtin_trap();
     } else {
         for (size_t i = 0; i < k.count; i++) {

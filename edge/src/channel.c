@@ -49,16 +49,16 @@
 #define RENDITION_NAME_MAX 32
 
 struct edge_channel {
-    h2o_linklist_t link;            /* in edge->channels */
+    h2o_linklist_t link; /* in edge->channels */
     struct edge *edge;
-    struct rtmp_conn *publisher;    /* borrowed; NULL when nobody publishes */
-    uint32_t publishes;             /* accepted publishes so far */
+    struct rtmp_conn *publisher; /* borrowed; NULL when nobody publishes */
+    uint32_t publishes;          /* accepted publishes so far */
     uint64_t idle_since_ms;
-    media_hls_stream_t *hls;        /* owned; created at the first publish */
-    media_hls_rendition_t *video;   /* owned by hls; added at the first AVC config */
-    media_hls_rendition_t *audio;   /* owned by hls; added at the first AAC config */
-    char id[16];                    /* stream instance id used in rendition names */
-    bool media_error_logged;        /* one log line per publish for refused media */
+    media_hls_stream_t *hls;      /* owned; created at the first publish */
+    media_hls_rendition_t *video; /* owned by hls; added at the first AVC config */
+    media_hls_rendition_t *audio; /* owned by hls; added at the first AAC config */
+    char id[16];                  /* stream instance id used in rendition names */
+    bool media_error_logged;      /* one log line per publish for refused media */
     uint64_t http_requests;
     uint64_t http_bytes;
     char name[EDGE_CHANNEL_MAX + 1];
@@ -67,7 +67,7 @@ struct edge_channel {
 enum hold_kind { HOLD_MASTER, HOLD_PLAYLIST, HOLD_RESOURCE };
 
 struct hold {
-    media_hls_waiter_t w;           /* first: media/ calls back with &w */
+    media_hls_waiter_t w; /* first: media/ calls back with &w */
     struct edge *edge;
     h2o_req_t *req;
     struct edge_channel *ch;
@@ -75,10 +75,10 @@ struct hold {
     enum hold_kind kind;
     media_hls_resource_t res;
     media_hls_skip_t skip;
-    bool blocking;                  /* had _HLS_msn: cacheable a little longer */
-    bool active;                    /* queued, timer linked, in edge->holds */
+    bool blocking; /* had _HLS_msn: cacheable a little longer */
+    bool active;   /* queued, timer linked, in edge->holds */
     h2o_timeout_entry_t timeout;
-    h2o_linklist_t link;            /* in edge->holds */
+    h2o_linklist_t link; /* in edge->holds */
 };
 
 static uint64_t channel_hold_ms(const edge_config_t *c, const media_hls_config_t *h)
@@ -170,8 +170,10 @@ int edge_channel_publish_begin(struct edge_channel *ch, struct rtmp_conn *conn)
         make_id(ch->id, sizeof ch->id);
         ch->video = ch->audio = NULL;
     } else {
-        AX_LOG_I("edge channel", "channel=%s publisher reconnected: playlists continue after a "
-                 "discontinuity", ch->name);
+        AX_LOG_I("edge channel",
+                 "channel=%s publisher reconnected: playlists continue after a "
+                 "discontinuity",
+                 ch->name);
     }
     ch->publisher = conn;
     ch->publishes++;
@@ -202,8 +204,10 @@ static void media_error(struct edge_channel *ch, const char *what, int rc)
     if (ch->media_error_logged)
         return;
     ch->media_error_logged = true;
-    AX_LOG_W("edge channel", "channel=%s %s refused: %s (further errors of this publish are "
-             "only counted)", ch->name, what, ax_strerror(rc));
+    AX_LOG_W("edge channel",
+             "channel=%s %s refused: %s (further errors of this publish are "
+             "only counted)",
+             ch->name, what, ax_strerror(rc));
 }
 
 static media_hls_rendition_t *add_rendition(struct edge_channel *ch, media_track_t track)
@@ -313,8 +317,7 @@ static void on_hold_timeout(h2o_timeout_entry_t *entry)
     hold_answer_error(h, 503, "the requested media did not appear in time");
 }
 
-static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
-                         struct hold *h);
+static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req, struct hold *h);
 static void serve_playlist(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
                            media_hls_rendition_t *r, const media_hls_params_t *p, struct hold *h);
 static void serve_resource(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
@@ -384,8 +387,7 @@ static bool hold_queued(struct edge *e, struct hold *h, int rc, bool fresh)
     return true;
 }
 
-static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req,
-                         struct hold *h)
+static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req, struct hold *h)
 {
     media_part_t *part = NULL;
     int rc = media_hls_stream_master(ch->hls, &part);
@@ -583,8 +585,8 @@ void edge_channel_sweep(struct edge *e, uint64_t now)
         next = n->next;
         struct edge_channel *ch = H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, n);
         if (!ch->publisher && now - ch->idle_since_ms >= e->cfg.channel_linger_ms) {
-            AX_LOG_I("edge channel", "channel=%s dropped after %u ms without a publisher",
-                     ch->name, e->cfg.channel_linger_ms);
+            AX_LOG_I("edge channel", "channel=%s dropped after %u ms without a publisher", ch->name,
+                     e->cfg.channel_linger_ms);
             channel_free(ch);
         }
     }

@@ -127,8 +127,7 @@ static const struct opt opts[] = {
     {"window-segments", OPT_U32, OFF(window_segments), 2, 1000, "segments kept per rendition"},
     {"channel-linger-ms", OPT_U32, OFF(channel_linger_ms), 0, 86400000,
      "keep an unpublished channel this long"},
-    {"shutdown-grace-ms", OPT_U32, OFF(shutdown_grace_ms), 0, 600000,
-     "graceful stop deadline"},
+    {"shutdown-grace-ms", OPT_U32, OFF(shutdown_grace_ms), 0, 600000, "graceful stop deadline"},
 };
 #undef OFF
 
@@ -153,8 +152,7 @@ static const struct opt *find_opt(const char *name)
     return NULL;
 }
 
-int edge_config_set(edge_config_t *c, const char *name, const char *value, char *err,
-                    size_t errlen)
+int edge_config_set(edge_config_t *c, const char *name, const char *value, char *err, size_t errlen)
 {
     const struct opt *o = find_opt(name);
     if (!o) {
@@ -197,10 +195,9 @@ int edge_config_set(edge_config_t *c, const char *name, const char *value, char 
         char *end;
         errno = 0;
         unsigned long long v = strtoull(value, &end, 10);
-        if (errno || end == value || *end != '\0' || value[0] == '-' || v < o->min ||
-            v > o->max) {
-            set_err(err, errlen, "'%s': expected an integer in [%u, %u], got '%s'", name,
-                    o->min, o->max, value);
+        if (errno || end == value || *end != '\0' || value[0] == '-' || v < o->min || v > o->max) {
+            set_err(err, errlen, "'%s': expected an integer in [%u, %u], got '%s'", name, o->min,
+                    o->max, value);
             return AX_EINVAL;
         }
         *(uint32_t *)field = (uint32_t)v;
@@ -264,8 +261,9 @@ int edge_config_load_file(edge_config_t *c, const char *path, char *err, size_t 
 
 static void usage(FILE *out, const char *argv0)
 {
-    fprintf(out, "usage: %s [--config FILE] [--name value ...]\n\nsettings (also in the config "
-                 "file as 'name = value'):\n",
+    fprintf(out,
+            "usage: %s [--config FILE] [--name value ...]\n\nsettings (also in the config "
+            "file as 'name = value'):\n",
             argv0);
     for (size_t i = 0; i < AX_ARRAY_SIZE(opts); i++)
         fprintf(out, "  --%-22s %s\n", opts[i].name, opts[i].help);

@@ -17,9 +17,9 @@
 
 #define EDGE_HOST_LEN 64
 #define EDGE_PATH_LEN 512
-#define EDGE_CHANNEL_MAX 64  /* longest channel name: [A-Za-z0-9_-]{1,64} */
-#define EDGE_KEY_MAX 128     /* longest stream key */
-#define EDGE_KEYS_MAX 4096   /* channels a keys file may list */
+#define EDGE_CHANNEL_MAX 64 /* longest channel name: [A-Za-z0-9_-]{1,64} */
+#define EDGE_KEY_MAX 128    /* longest stream key */
+#define EDGE_KEYS_MAX 4096  /* channels a keys file may list */
 #define EDGE_CONFIG_LINE_MAX 1024
 
 typedef struct edge_listen {
@@ -39,23 +39,23 @@ typedef struct edge_config {
     bool no_coordinator;
     ax_log_level_t log_level;
 
-    uint32_t max_rtmp_conns;       /* RTMP connections at once; more are closed at accept */
-    uint32_t max_http_conns;       /* HTTP connections at once */
-    uint32_t max_channels;         /* channels in memory at once */
-    uint32_t rtmp_handshake_ms;    /* from accept to publishing (or connected) */
-    uint32_t rtmp_idle_ms;         /* no byte from the peer for this long closes it */
-    uint32_t rtmp_max_output;      /* unsent output bytes above which reading stops */
-    uint32_t rtmp_max_chunk_size;  /* limits passed to the media session */
+    uint32_t max_rtmp_conns;      /* RTMP connections at once; more are closed at accept */
+    uint32_t max_http_conns;      /* HTTP connections at once */
+    uint32_t max_channels;        /* channels in memory at once */
+    uint32_t rtmp_handshake_ms;   /* from accept to publishing (or connected) */
+    uint32_t rtmp_idle_ms;        /* no byte from the peer for this long closes it */
+    uint32_t rtmp_max_output;     /* unsent output bytes above which reading stops */
+    uint32_t rtmp_max_chunk_size; /* limits passed to the media session */
     uint32_t rtmp_max_message_len;
-    uint32_t http_req_timeout_ms;  /* h2o http1 request timeout (slowloris) */
+    uint32_t http_req_timeout_ms; /* h2o http1 request timeout (slowloris) */
     uint32_t http2_idle_timeout_ms;
-    uint32_t http_max_path;        /* longest request path accepted */
-    uint32_t hold_timeout_ms;      /* blocking reload hold; 0 = 3 x target duration */
-    uint32_t part_ms;              /* LL-HLS part target duration */
-    uint32_t segment_ms;           /* segment target duration */
-    uint32_t window_segments;      /* segments kept in memory per rendition */
-    uint32_t channel_linger_ms;    /* keep a channel with no publisher this long */
-    uint32_t shutdown_grace_ms;    /* how long a stop waits for responses and flushes */
+    uint32_t http_max_path;     /* longest request path accepted */
+    uint32_t hold_timeout_ms;   /* blocking reload hold; 0 = 3 x target duration */
+    uint32_t part_ms;           /* LL-HLS part target duration */
+    uint32_t segment_ms;        /* segment target duration */
+    uint32_t window_segments;   /* segments kept in memory per rendition */
+    uint32_t channel_linger_ms; /* keep a channel with no publisher this long */
+    uint32_t shutdown_grace_ms; /* how long a stop waits for responses and flushes */
 } edge_config_t;
 
 /* Fills the defaults: RTMP 127.0.0.1:1935, HTTP 127.0.0.1:8080, no TLS, info logs. */
@@ -91,7 +91,7 @@ typedef struct edge_keys {
         char channel[EDGE_CHANNEL_MAX + 1];
         char key[EDGE_KEY_MAX + 1];
         size_t key_len;
-    } *entries; /* owned */
+    } * entries; /* owned */
     size_t count;
 } edge_keys_t;
 

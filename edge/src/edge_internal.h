@@ -26,27 +26,27 @@
 /* Counters for /metrics. Monotonic unless named *_active. */
 struct edge_metrics {
     uint64_t rtmp_accepted;
-    uint64_t rtmp_refused;        /* closed at accept: over max-rtmp-conns or stopping */
+    uint64_t rtmp_refused; /* closed at accept: over max-rtmp-conns or stopping */
     uint64_t rtmp_active;
-    uint64_t rtmp_closed_error;   /* closed for a protocol error, timeout or I/O error */
+    uint64_t rtmp_closed_error; /* closed for a protocol error, timeout or I/O error */
     uint64_t rtmp_bytes_in;
     uint64_t rtmp_bytes_out;
-    uint64_t rtmp_backpressure;   /* times reading was paused for unsent output */
+    uint64_t rtmp_backpressure; /* times reading was paused for unsent output */
     uint64_t publish_accepted;
     uint64_t publish_rejected;
-    uint64_t frames_in[2];        /* video, audio */
-    uint64_t media_errors;        /* frames/configs the packager refused */
+    uint64_t frames_in[2]; /* video, audio */
+    uint64_t media_errors; /* frames/configs the packager refused */
     uint64_t http_conns_accepted;
     uint64_t http_conns_refused;
     uint64_t http_conns_active;
     uint64_t http_requests;
-    uint64_t http_status[6];      /* by class: [2] = 2xx ... [5] = 5xx */
-    uint64_t http_bytes_out;      /* body bytes handed to h2o */
-    uint64_t holds_active;        /* blocking reloads waiting */
+    uint64_t http_status[6]; /* by class: [2] = 2xx ... [5] = 5xx */
+    uint64_t http_bytes_out; /* body bytes handed to h2o */
+    uint64_t holds_active;   /* blocking reloads waiting */
     uint64_t holds_answered;
     uint64_t holds_timed_out;
-    uint64_t segments;            /* completed segments of channels already freed */
-    uint64_t parts;               /* completed parts of channels already freed */
+    uint64_t segments; /* completed segments of channels already freed */
+    uint64_t parts;    /* completed parts of channels already freed */
 };
 
 struct edge {
@@ -59,27 +59,27 @@ struct edge {
     uv_tcp_t tls_listener;
     bool rtmp_listening, http_listening, tls_listening;
     uv_signal_t sig_term, sig_int, sig_hup;
-    uv_timer_t sweep;            /* 250 ms: RTMP deadlines, channel expiry, stop progress */
+    uv_timer_t sweep; /* 250 ms: RTMP deadlines, channel expiry, stop progress */
     uv_timer_t stop_deadline;
 
     h2o_globalconf_t h2o_config;
     h2o_context_t h2o_ctx;
     h2o_accept_ctx_t accept_ctx;
     h2o_accept_ctx_t tls_accept_ctx;
-    void *ssl_ctx;               /* SSL_CTX *, owned */
-    h2o_timeout_t hold_timeout;  /* blocking reload holds */
+    void *ssl_ctx;              /* SSL_CTX *, owned */
+    h2o_timeout_t hold_timeout; /* blocking reload holds */
     bool hold_timeout_ready;
-    h2o_linklist_t holds;        /* struct hold (channel.c): requests waiting for media */
+    h2o_linklist_t holds; /* struct hold (channel.c): requests waiting for media */
     bool h2o_ready;
 
-    h2o_linklist_t rtmp_conns;   /* struct rtmp_conn */
-    h2o_linklist_t http_conns;   /* struct http_conn */
-    h2o_linklist_t channels;     /* struct edge_channel */
+    h2o_linklist_t rtmp_conns; /* struct rtmp_conn */
+    h2o_linklist_t http_conns; /* struct http_conn */
+    h2o_linklist_t channels;   /* struct edge_channel */
     uint32_t nchannels;
 
     bool stopping;
     uint64_t stop_began_ms;
-    bool stop_forced;            /* the grace deadline passed: connections were cut */
+    bool stop_forced; /* the grace deadline passed: connections were cut */
     uint64_t started_ms;
     struct edge_metrics m;
 };

@@ -35,14 +35,22 @@ static h2o_generator_t static_generator = {NULL, NULL};
 static const char *reason_phrase(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 414: return "URI Too Long";
-    case 503: return "Service Unavailable";
-    default: return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 414:
+        return "URI Too Long";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
 }
 
@@ -56,11 +64,11 @@ void edge_http_send(struct edge *e, h2o_req_t *req, int status, const char *cont
     req->res.reason = reason_phrase(status);
     req->res.content_length = total;
     if (content_type)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                       content_type, strlen(content_type));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
     if (cache_control)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                       cache_control, strlen(cache_control));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, cache_control,
+                       strlen(cache_control));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ACCESS_CONTROL_ALLOW_ORIGIN, NULL,
                    H2O_STRLIT("*"));
     e->m.http_status[status / 100 < 6 ? status / 100 : 5]++;
@@ -111,12 +119,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     e->m.http_requests++;
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
         /* CORS preflight (hls.js sends none for simple GETs, but fetch() with headers does). */
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0,
-                              NULL, H2O_STRLIT("GET, HEAD, OPTIONS"));
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0,
-                              NULL, H2O_STRLIT("*"));
-        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"), 0,
-                              NULL, H2O_STRLIT("86400"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers,
+                              H2O_STRLIT("access-control-allow-methods"), 0, NULL,
+                              H2O_STRLIT("GET, HEAD, OPTIONS"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers,
+                              H2O_STRLIT("access-control-allow-headers"), 0, NULL, H2O_STRLIT("*"));
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-max-age"),
+                              0, NULL, H2O_STRLIT("86400"));
         edge_http_send(e, req, 204, NULL, NULL, NULL, 0);
         return 0;
     }
@@ -158,10 +167,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 /* --- connections ------------------------------------------------------------------------ */
 
 struct http_conn {
-    h2o_linklist_t link;   /* in edge->http_conns */
+    h2o_linklist_t link; /* in edge->http_conns */
     struct edge *edge;
-    h2o_socket_t *sock;    /* owned by h2o */
-    bool shut;             /* shutdown(2) issued at stop */
+    h2o_socket_t *sock; /* owned by h2o */
+    bool shut;          /* shutdown(2) issued at stop */
 };
 
 static void on_sock_close(void *data)

@@ -3,11 +3,11 @@
  *
  * Process life:
  *
- *   +----------+  listeners up  +---------+  SIGTERM/SIGINT  +----------+  all closed or  +--------+
- *   | STARTING | -------------> | RUNNING | ---------------> | STOPPING | --------------> | CLOSED |
- *   +----------+                +---------+                  +----------+  grace deadline  +--------+
- *        |  bind/config error                                     ^  second signal: deadline now
- *        +--------------------------------------------------------+
+ *   +----------+ listening +---------+ SIGTERM/SIGINT +----------+ all closed, or  +--------+
+ *   | STARTING | --------> | RUNNING | -------------> | STOPPING | --------------> | CLOSED |
+ *   +----------+           +---------+                +----------+ grace deadline  +--------+
+ *        |  bind/config error                              ^  second signal: cut now
+ *        +-------------------------------------------------+
  *
  * STOPPING: listeners closed; publishers get NetStream.Unpublish.Success and their sockets
  * are flushed then closed; held playlist requests are answered (503); h2o is asked to shut
@@ -80,8 +80,7 @@ static void on_stop_deadline(uv_timer_t *t)
     if (!e->stop_forced) {
         /* Cut what is left, then give h2o and libuv a moment to see the sockets close. */
         AX_LOG_W("edge", "stop deadline reached: rtmp_conns=%llu http_conns=%llu; cutting them",
-                 (unsigned long long)e->m.rtmp_active,
-                 (unsigned long long)e->m.http_conns_active);
+                 (unsigned long long)e->m.rtmp_active, (unsigned long long)e->m.http_conns_active);
         e->stop_forced = true;
         edge_rtmp_close_all(e);
         edge_http_stop_sweep(e, true);

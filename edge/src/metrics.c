@@ -22,10 +22,10 @@ size_t edge_metrics_append(char *buf, size_t off, size_t cap, const char *fmt, .
     return off + (size_t)n >= cap ? cap - 1 : off + (size_t)n;
 }
 
-#define LINE(type, name, help, value)                                                       \
-    off = edge_metrics_append(buf, off, cap, "# HELP " name " " help "\n# TYPE " name " " type \
-                              "\n" name " %llu\n",                                          \
-                              (unsigned long long)(value))
+#define LINE(type, name, help, value)                                                              \
+    off = edge_metrics_append(                                                                     \
+        buf, off, cap, "# HELP " name " " help "\n# TYPE " name " " type "\n" name " %llu\n",      \
+        (unsigned long long)(value))
 
 size_t edge_metrics_render(struct edge *e, char *buf, size_t cap)
 {
@@ -69,8 +69,7 @@ size_t edge_metrics_render(struct edge *e, char *buf, size_t cap)
         off = edge_metrics_append(buf, off, cap,
                                   "aethex_edge_http_responses_total{code=\"%dxx\"} %llu\n", c,
                                   (unsigned long long)m->http_status[c]);
-    LINE("counter", "aethex_edge_http_bytes_out_total", "HTTP body bytes sent.",
-         m->http_bytes_out);
+    LINE("counter", "aethex_edge_http_bytes_out_total", "HTTP body bytes sent.", m->http_bytes_out);
     LINE("gauge", "aethex_edge_blocking_holds", "Blocking playlist reloads waiting.",
          m->holds_active);
     LINE("counter", "aethex_edge_blocking_answered_total", "Blocking reloads answered.",

@@ -8,8 +8,8 @@
 
 static bool is_name_char(uint8_t c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
 }
 
 enum edge_route edge_http_route(ax_slice_t path, size_t max_path, ax_slice_t *channel,
@@ -55,4 +55,3 @@ enum edge_route edge_http_route(ax_slice_t path, size_t max_path, ax_slice_t *ch
         return EDGE_ROUTE_NONE;
     return EDGE_ROUTE_LIVE;
 }
-

@@ -4,12 +4,12 @@
  * A connection's life (the socket side; the protocol side is the session's own table in
  * media/src/rtmp_session.c):
  *
- *   +------+  protocol error, reject, stop,    +----------+  output sent (shutdown cb)  +---------+
- *   | OPEN | --------------------------------> | FLUSHING | -------------------------> | CLOSING |
- *   +------+  (output still to send)           +----------+  or flush deadline        +---------+
- *      |                                                                                   |
- *      +-- EOF, read/write error, timeout, nothing to flush ------------------------------>+
- *                                                                       uv_close -> on_closed: freed
+ *   +------+  protocol error, reject, stop  +----------+  shutdown cb, or 2 s  +---------+
+ *   | OPEN | -----------------------------> | FLUSHING | --------------------> | CLOSING |
+ *   +------+  (output still to send)        +----------+                      +---------+
+ *      |                                                                          |
+ *      +-- EOF, read/write error, timeout, nothing to flush --------------------->+
+ *                                                        uv_close -> on_closed: freed
  *
  * | state    | reading        | writes          | leaves when                                  |
  * |----------|----------------|-----------------|----------------------------------------------|
@@ -49,19 +49,19 @@ static const struct ax_sm_conf conn_states[CONN_STATE_COUNT] = {
 struct rtmp_conn {
     uv_tcp_t tcp;
     struct edge *edge;
-    media_rtmp_session_t *session;      /* owned */
+    media_rtmp_session_t *session; /* owned */
     ax_sm_t sm;
-    h2o_linklist_t link;                /* in edge->rtmp_conns */
-    struct edge_channel *channel;       /* set while publishing */
+    h2o_linklist_t link;          /* in edge->rtmp_conns */
+    struct edge_channel *channel; /* set while publishing */
     char channel_name[EDGE_CHANNEL_MAX + 1];
     char peer[64];
     uint64_t accepted_ms;
     uint64_t last_read_ms;
     uint64_t flush_deadline_ms;
-    size_t out_pending;                 /* bytes in uv_write requests not yet completed */
+    size_t out_pending; /* bytes in uv_write requests not yet completed */
     bool reading;
-    bool published;                     /* reached PUBLISHING at least once */
-    bool rejected;                      /* we refused its publish: feed() then fails */
+    bool published; /* reached PUBLISHING at least once */
+    bool rejected;  /* we refused its publish: feed() then fails */
     uv_shutdown_t shutdown_req;
 };
 
@@ -215,8 +215,7 @@ static void reject(struct rtmp_conn *c, int code, const char *why)
 {
     c->edge->m.publish_rejected++;
     c->rejected = true;
-    AX_LOG_W("edge rtmp", "peer=%s channel=%s publish refused: %s", c->peer, chan_or_dash(c),
-             why);
+    AX_LOG_W("edge rtmp", "peer=%s channel=%s publish refused: %s", c->peer, chan_or_dash(c), why);
     media_rtmp_session_publish_reject(c->session, code, why);
 }
 

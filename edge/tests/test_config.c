@@ -21,10 +21,24 @@ static void config__flags_set_fields(void **state)
     (void)state;
     edge_config_t c;
     edge_config_default(&c);
-    char *argv[] = {"edge", "--rtmp-listen", "127.0.0.1:19352", "--http-listen",
-                    "127.0.0.1:18082", "--no-coordinator", "--accept-any-key", "--keys-file",
-                    "/tmp/k", "--tls-listen", "[::1]:8443", "--tls-cert", "c.pem",
-                    "--tls-key=k.pem", "--log-level", "debug", "--part-ms", "200"};
+    char *argv[] = {"edge",
+                    "--rtmp-listen",
+                    "127.0.0.1:19352",
+                    "--http-listen",
+                    "127.0.0.1:18082",
+                    "--no-coordinator",
+                    "--accept-any-key",
+                    "--keys-file",
+                    "/tmp/k",
+                    "--tls-listen",
+                    "[::1]:8443",
+                    "--tls-cert",
+                    "c.pem",
+                    "--tls-key=k.pem",
+                    "--log-level",
+                    "debug",
+                    "--part-ms",
+                    "200"};
     char err[256] = "";
     assert_int_equal(edge_config_parse_args(&c, (int)AX_ARRAY_SIZE(argv), argv, err, sizeof err),
                      0);
@@ -109,7 +123,8 @@ static void keys__lookup_by_key(void **state)
     edge_keys_t k;
     edge_keys_init(&k);
     char err[128];
-    assert_int_equal(edge_keys_parse(&k, "# keys\ndemo  0123456789abcdef\n\nalice s3cr3t-key-x # c\n",
+    assert_int_equal(edge_keys_parse(&k,
+                                     "# keys\ndemo  0123456789abcdef\n\nalice s3cr3t-key-x # c\n",
                                      err, sizeof err),
                      0);
     assert_int_equal(k.count, 2);
@@ -180,9 +195,16 @@ static void route__hostile_paths_are_bad(void **state)
 {
     (void)state;
     ax_slice_t ch, rest, q;
-    const char *bad[] = {"/live/demo/../../etc/passwd", "/live/../x", "/live/demo/..",
-                         "/live/demo/%2e%2e/x", "/live//index.m3u8", "live/demo/x",
-                         "/live/demo/.hidden", "/live/demo/a b", "", "/live/demo/x\\y",
+    const char *bad[] = {"/live/demo/../../etc/passwd",
+                         "/live/../x",
+                         "/live/demo/..",
+                         "/live/demo/%2e%2e/x",
+                         "/live//index.m3u8",
+                         "live/demo/x",
+                         "/live/demo/.hidden",
+                         "/live/demo/a b",
+                         "",
+                         "/live/demo/x\\y",
                          "/live/dem*o/index.m3u8"};
     for (size_t i = 0; i < AX_ARRAY_SIZE(bad); i++)
         assert_int_equal(route(bad[i], &ch, &rest, &q), EDGE_ROUTE_BAD);
