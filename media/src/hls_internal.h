@@ -164,7 +164,9 @@ struct media_hls_rendition {
     bool next_discontinuity;
 
     /* timeline */
-    uint64_t timeline;          /* which stream timeline this rendition is on */
+    uint64_t timeline;          /* the stream timeline cto_shift was taken on */
+    bool shift_set;
+    int32_t cto_shift;          /* video: ticks added to dts, taken from cto (see push_video) */
     bool started;               /* a segment has started on this timeline */
     uint64_t end;               /* ticks: end of everything pushed (last dts + duration) */
     uint64_t last_dts;          /* video: the pending sample's dts */

@@ -19,6 +19,7 @@
 #include "hls_internal.h"
 
 #define AAC_FRAME 1024u
+#define HLS_AUDIO_EARLY_MS 250
 #define VIDEO_DEFAULT_DUR (MEDIA_CMAF_VIDEO_TIMESCALE / 30)
 
 void media_hls_config_default(media_hls_config_t *cfg)
@@ -757,11 +758,23 @@ static int add_sample(media_hls_rendition_t *r, const media_frame_t *f, uint32_t
 
 static int push_video(media_hls_rendition_t *r, const media_frame_t *f, uint64_t wall_ms)
 {
+    if (f->cts < -60000 || f->cts > 60000)
+        return drop(r); /* a minute of reordering is no real encoder's */
     int64_t out_ms = map_ms(r->s, f->dts, wall_ms);
     if (out_ms < 0)
         return drop(r);
-    uint64_t dts = (uint64_t)out_ms * 90;
-    int32_t cto = f->cts * 90;
+    /* CMAF wants a video fragment's first sample presented at its decode time: with B-frames
+     * the first keyframe has a positive composition offset (the reorder delay). Decode times
+     * are shifted later by that delay, taken once per timeline from the first keyframe, and
+     * composition offsets lowered by it (signed, trun version 1), so presentation times, and
+     * A/V sync, are exactly the source's and each segment's tfdt is its first frame's pts. */
+    if (!r->started && f->keyframe && (!r->shift_set || r->timeline != r->s->timeline)) {
+        r->cto_shift = f->cts > 0 && f->cts < 10000 ? f->cts * 90 : 0;
+        r->timeline = r->s->timeline;
+        r->shift_set = true;
+    }
+    uint64_t dts = (uint64_t)out_ms * 90 + (uint64_t)r->cto_shift;
+    int32_t cto = f->cts * 90 - r->cto_shift;
     struct hls_segment *g = open_seg(r);
 
     if (!r->started || !r->part_pending) {
@@ -859,7 +872,10 @@ static int push_audio(media_hls_rendition_t *r, const media_frame_t *f, uint64_t
     if (!r->started) {
         if (at + frame / 2 < r->end)
             return drop(r);
-        if (led && !take_boundary(r, out_ms, half_ms)) {
+        /* The first audio segment may start a little before the lead's first segment (whose
+         * start is its first frame's presentation time, after the B-frame delay): audio
+         * captured with the first picture is kept. */
+        if (led && !take_boundary(r, out_ms, half_ms + HLS_AUDIO_EARLY_MS)) {
             /* Wait for the lead video's first cut of this timeline, but not forever: an
              * audio-only publish (or a video rendition fed nothing) cuts on its own. */
             if (!r->waiting_lead) {

@@ -121,10 +121,14 @@ def main():
         sp, op = packets(src), packets(v_mp4)
         if len(sp) != len(op):
             fail("packet count %d vs %d" % (len(sp), len(op)))
-        off = op[0][1] - sp[0][1]
+        # Presentation and decode times are the source's plus constant offsets (the timeline
+        # offset; decode times also by the reorder delay, so that a fragment's first frame is
+        # presented at its tfdt, which ffmpeg's mov demuxer re-shifts for negative offsets).
+        off = op[0][0] - sp[0][0]
+        doff = op[0][1] - sp[0][1]
         for i, (a, b) in enumerate(zip(sp, op)):
-            if abs((b[0] - off) - a[0]) > 0.0015 or abs((b[1] - off) - a[1]) > 0.0015 or a[2] != b[2]:
-                fail("packet %d: source pts/dts/key %s, packaged %s (offset %.3f)" % (i, a, b, off))
+            if abs((b[0] - off) - a[0]) > 0.0015 or abs((b[1] - doff) - a[1]) > 0.0015 or a[2] != b[2]:
+                fail("packet %d: source pts/dts/key %s, packaged %s (offsets %.3f %.3f)" % (i, a, b, off, doff))
         if not any(p[0] != p[1] for p in op):
             fail("no B-frame reordering seen (pts == dts everywhere)")
         # Durations: the samples' durations add up to the source's span (its last frame
@@ -134,7 +138,7 @@ def main():
                         "stream=duration", "-of", "csv=p=0", v_mp4]).strip()) - op[0][1]
         if abs(span - od) > 0.002:
             fail("packaged duration %.3f vs source span %.3f" % (od, span))
-        print("ffprobe: %d packets with source pts/dts (offset %.3f s), duration %.3f s" % (len(op), off, od))
+        print("ffprobe: %d packets with source pts/dts (offsets %.3f/%.3f s), duration %.3f s" % (len(op), off, doff, od))
 
         streams = run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
                        "-of", "csv=p=0", os.path.join(out, "master.m3u8")]).split()

@@ -304,6 +304,13 @@ static void ring__segments_gather_parts_and_refs_outlive_stream(void **state)
     }
     assert_memory_equal(a, b, total);
     assert_memory_equal(a + 4, "styp", 4);
+    /* The first sample is presented at the fragment's tfdt: its composition offset is 0 (the
+     * source's 33 ms reorder delay moved into decode time), the next one's is 100 - 33 ms. */
+    const uint8_t *trun = a + 24 + 8 + 16 + 8 + 16 + 20;
+    assert_memory_equal(trun + 4, "trun", 4);
+    assert_int_equal(trun[8], 1);
+    assert_int_equal(ax_rd_be32(trun + 20 + 12), 0);
+    assert_int_equal((int32_t)ax_rd_be32(trun + 20 + 16 + 12), (100 - 33) * 90);
     media_part_unref(seg);
     test_free(a);
     test_free(b);
