@@ -41,6 +41,7 @@ static bool profile_has_chroma_info(uint32_t profile_idc)
     case 139:
     case 134:
     case 135:
+    case 144: /* High 4:4:4 (2005, withdrawn): ffmpeg still reads it this way */
         return true;
     default:
         return false;

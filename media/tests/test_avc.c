@@ -282,7 +282,7 @@ static struct sps sps_default(void)
 static bool has_chroma_info(uint32_t p)
 {
     return p == 100 || p == 110 || p == 122 || p == 244 || p == 44 || p == 83 || p == 86 ||
-           p == 118 || p == 128 || p == 138 || p == 139 || p == 134 || p == 135;
+           p == 118 || p == 128 || p == 138 || p == 139 || p == 134 || p == 135 || p == 144;
 }
 
 /* Writes the SPS NAL unit (escaped) into `out`; returns its length. */
