@@ -197,7 +197,9 @@ class RtmpSink:
             elif typ == 5:
                 window = max(1, struct.unpack('>I', body[:4])[0])
             elif typ == 9:
-                if len(body) >= 2 and not (body[0] & 0x0f == 7 and body[1] == 0):
+                # AVC: only coded frames (AVCPacketType 1), not the sequence header (0) nor
+                # the end-of-sequence tag (2) ffmpeg's FLV muxer writes when it stops
+                if len(body) >= 2 and (body[0] & 0x0f != 7 or body[1] == 1):
                     self.video.append((now, st['ts'], (body[0] >> 4) == 1))
             elif typ == 20:
                 name, txn = amf_read_head(body)
