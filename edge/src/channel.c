@@ -59,6 +59,7 @@ struct edge_channel {
     media_hls_rendition_t *audio; /* owned by hls; added at the first AAC config */
     char id[16];                  /* stream instance id used in rendition names */
     bool media_error_logged;      /* one log line per publish for refused media */
+    h2o_linklist_t starting;      /* struct hold: masters asked before any rendition */
     uint64_t http_requests;
     uint64_t http_bytes;
     char name[EDGE_CHANNEL_MAX + 1];
@@ -78,7 +79,8 @@ struct hold {
     bool blocking; /* had _HLS_msn: cacheable a little longer */
     bool active;   /* queued, timer linked, in edge->holds */
     h2o_timeout_entry_t timeout;
-    h2o_linklist_t link; /* in edge->holds */
+    h2o_linklist_t link;   /* in edge->holds */
+    h2o_linklist_t chlink; /* in ch->starting: a master waiting for the first rendition */
 };
 
 static uint64_t channel_hold_ms(const edge_config_t *c, const media_hls_config_t *h)
@@ -131,6 +133,7 @@ struct edge_channel *edge_channel_find(struct edge *e, ax_slice_t name, bool cre
     ch->edge = e;
     memcpy(ch->name, name.base, name.len);
     ch->idle_since_ms = edge_now_ms(e);
+    h2o_linklist_init_anchor(&ch->starting);
     h2o_linklist_insert(&e->channels, &ch->link);
     e->nchannels++;
     AX_LOG_D("edge channel", "channel=%s created", ch->name);
@@ -198,6 +201,19 @@ void edge_channel_publish_end(struct edge_channel *ch, struct rtmp_conn *conn)
     }
 }
 
+static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req, struct hold *h);
+static void hold_deactivate(struct hold *h);
+
+/* The first rendition exists: the masters that waited for it now wait for its first part. */
+static void wake_starting(struct edge_channel *ch)
+{
+    while (!h2o_linklist_is_empty(&ch->starting)) {
+        struct hold *h = H2O_STRUCT_FROM_MEMBER(struct hold, chlink, ch->starting.next);
+        hold_deactivate(h);
+        serve_master(ch->edge, ch, h->req, NULL);
+    }
+}
+
 static void media_error(struct edge_channel *ch, const char *what, int rc)
 {
     ch->edge->m.media_errors++;
@@ -231,6 +247,7 @@ void edge_channel_on_video_config(struct edge_channel *ch, const media_avc_confi
     if (!ch->video && !(ch->video = add_rendition(ch, MEDIA_TRACK_VIDEO)))
         return;
     int rc = media_hls_rendition_set_video_config(ch->video, cfg);
+    wake_starting(ch);
     if (rc < 0)
         media_error(ch, "video config", rc);
     else
@@ -245,6 +262,7 @@ void edge_channel_on_audio_config(struct edge_channel *ch, const media_aac_confi
     if (!ch->audio && !(ch->audio = add_rendition(ch, MEDIA_TRACK_AUDIO)))
         return;
     int rc = media_hls_rendition_set_audio_config(ch->audio, cfg);
+    wake_starting(ch);
     if (rc < 0)
         media_error(ch, "audio config", rc);
     else
@@ -294,6 +312,8 @@ static void hold_deactivate(struct hold *h)
     media_hls_waiter_cancel(&h->w);
     h2o_timeout_unlink(&h->timeout);
     h2o_linklist_unlink(&h->link);
+    if (h2o_linklist_is_linked(&h->chlink))
+        h2o_linklist_unlink(&h->chlink);
     h->edge->m.holds_active--;
 }
 
@@ -406,7 +426,12 @@ static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req
      * sends up front (OBS and ffmpeg send both sequence headers first) has arrived. */
     media_hls_rendition_t *r = ch->video ? ch->video : ch->audio;
     if (!r) {
-        edge_http_send_error(e, req, 503, "stream is starting", "no-store");
+        /* Publishing, but no codec config yet (the first hundred milliseconds of a
+         * publish): wait for the first rendition, then for its first part. */
+        h = hold_for(e, ch, req, NULL);
+        h->kind = HOLD_MASTER;
+        h2o_linklist_insert(&ch->starting, &h->chlink);
+        hold_queued(e, h, 0, true);
         return;
     }
     h = hold_for(e, ch, req, NULL);
@@ -571,6 +596,9 @@ static void channel_free(struct edge_channel *ch)
     rendition_totals(ch, &segs, &parts);
     e->m.segments += segs; /* keep the counters monotonic past the channel */
     e->m.parts += parts;
+    while (!h2o_linklist_is_empty(&ch->starting))
+        hold_answer_error(H2O_STRUCT_FROM_MEMBER(struct hold, chlink, ch->starting.next), 503,
+                          "stream closed");
     /* Waiters fire with AX_ECANCELED from inside: their requests get a 503. */
     media_hls_stream_free(ch->hls);
     h2o_linklist_unlink(&ch->link);

@@ -279,6 +279,28 @@ def amf_num(v):
     return b"\x00" + struct.pack(">d", v)
 
 
+def amf_obj(pairs):
+    out = b"\x03"
+    for k, v in pairs:
+        kb = k.encode()
+        out += len(kb).to_bytes(2, "big") + kb + amf_str(v)
+    return out + b"\x00\x00\x09"
+
+
+def rtmp_publish_no_media(port, key):
+    """A raw client that connects and publishes `key` but sends no media (yet)."""
+    s = rtmp_connect(port)
+    rtmp_handshake(s)
+    connect = amf_str("connect") + amf_num(1) + amf_obj(
+        [("app", "live"), ("type", "nonprivate"), ("tcUrl", "rtmp://127.0.0.1/live")])
+    s.sendall(chunked(3, 20, connect))
+    s.sendall(chunked(3, 20, amf_str("createStream") + amf_num(2) + b"\x05"))
+    time.sleep(0.3)
+    s.sendall(chunked(4, 20, amf_str("publish") + amf_num(0) + b"\x05" + amf_str(key) +
+                      amf_str("live"), msid=1))
+    return s
+
+
 def closed_within(s, seconds):
     """True if the peer closes (or resets) `s` within `seconds`; drains what it sends."""
     s.settimeout(0.2)
@@ -625,9 +647,23 @@ def t_publish_rules(a, tmp):
         check("publish refused: unknown stream key" in edge.log_text(), "no refusal logged")
         check("Server error: unknown stream key" in open(bad.log_path).read(),
               "the publisher was not told why: " + open(bad.log_path).read())
+        # A player that asks for the master while the publish has no media yet is held until
+        # the stream has its first part (here: a raw client publishes without media, leaves,
+        # and the real publisher brings the media).
+        raw = rtmp_publish_no_media(edge.rtmp, key)
+        wait_for(lambda: "channel=demo publish started" in edge.log_text(), 5, "the raw publish")
+        early = http.client.HTTPConnection("127.0.0.1", edge.http, timeout=20)
+        early.request("GET", "/live/demo/index.m3u8")
+        time.sleep(0.5)
+        raw.close()
+        wait_for(lambda: "channel=demo closed" in edge.log_text(), 5, "the raw publisher to go")
         # The right key publishes to channel "demo"; the key never appears in a URL.
         first = publisher(edge.rtmp, key, 9, tmp=tmp, name="first")
         pubs.append(first)
+        resp = early.getresponse()
+        body = resp.read().decode()
+        check(resp.status == 200 and "#EXT-X-STREAM-INF" in body,
+              "early master request -> %d %r" % (resp.status, body[:200]))
         path = video_playlist_path(edge, "demo")
         st, _, _ = get(edge.http, "/live/%s/index.m3u8" % key)
         check(st == 404, "the key is served as a channel (%d)" % st)
