@@ -5,7 +5,8 @@
 //
 //   node tests/browser/play.js --url URL [--seconds 20] [--low-latency] [--switch-levels]
 //        [--switch-mode next|current] [--startup-timeout 20] [--settle 1] [--max-latency S]
-//        [--screenshot out.png] [--chromium /usr/bin/chromium] [--verbose]
+//        [--hls-config '{"maxLiveSyncPlaybackRate":1.5}'] [--screenshot out.png]
+//        [--chromium /usr/bin/chromium] [--verbose]
 //
 // Exit status: 0 = played the whole window (see README.md for the exact criteria),
 //              1 = played badly or not at all, 2 = usage error or the browser could not start.
@@ -32,14 +33,14 @@ function usage(msg) {
   if (msg) process.stderr.write('play.js: ' + msg + '\n');
   process.stderr.write('usage: node play.js --url URL [--seconds 20] [--low-latency] [--switch-levels]\n' +
     '         [--switch-mode next|current] [--startup-timeout 20] [--settle 1] [--max-latency S]\n' +
-    '         [--screenshot out.png] [--chromium PATH] [--verbose]\n');
+    '         [--hls-config JSON] [--screenshot out.png] [--chromium PATH] [--verbose]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
   const o = {
     url: null, seconds: 20, lowLatency: false, switchLevels: false, switchMode: 'next',
-    startupTimeout: 20, settle: 1, maxLatency: null, screenshot: null, chromium: '/usr/bin/chromium',
+    startupTimeout: 20, settle: 1, maxLatency: null, hlsConfig: {}, screenshot: null, chromium: '/usr/bin/chromium',
     verbose: false,
   };
   const num = (name, v) => {
@@ -59,6 +60,12 @@ function parseArgs(argv) {
       case '--startup-timeout': o.startupTimeout = num(a, next()); break;
       case '--settle': o.settle = Number(next()); if (!(o.settle >= 0)) usage('--settle needs a number >= 0'); break;
       case '--max-latency': o.maxLatency = num(a, next()); break;
+      case '--hls-config': {
+        const v = next();
+        try { o.hlsConfig = JSON.parse(v); } catch (e) { usage('--hls-config needs a JSON object'); }
+        if (!o.hlsConfig || typeof o.hlsConfig !== 'object' || Array.isArray(o.hlsConfig)) usage('--hls-config needs a JSON object');
+        break;
+      }
       case '--screenshot': o.screenshot = path.resolve(next()); break;
       case '--chromium': o.chromium = next(); break;
       case '--verbose': o.verbose = true; break;
@@ -106,7 +113,7 @@ window.start = function (o) {
   R.hls_version = Hls.version;
   if (!Hls.isSupported()) { R.fatal = 'Hls.isSupported() is false (no MediaSource)'; err(R.fatal); return; }
   R.mse_avc = window.MediaSource ? MediaSource.isTypeSupported('video/mp4; codecs="avc1.64001f,mp4a.40.2"') : false;
-  const hls = new Hls({ lowLatencyMode: !!o.lowLatency, enableWorker: true, debug: false });
+  const hls = new Hls(Object.assign({ lowLatencyMode: !!o.lowLatency, enableWorker: true, debug: false }, o.hlsConfig));
   window.hls = hls;
   const E = Hls.Events;
   hls.on(E.ERROR, (ev, d) => {
@@ -355,7 +362,7 @@ async function main() {
   page.on('pageerror', (e) => { if (consoleErrors.length < MAX_ERRORS) consoleErrors.push('pageerror: ' + e.message); });
   page.on('crash', () => consoleErrors.push('page crashed'));
   await page.goto(pageUrl, { timeout: 15000 });
-  await page.evaluate((o) => window.start(o), { url: opts.url, lowLatency: opts.lowLatency });
+  await page.evaluate((o) => window.start(o), { url: opts.url, lowLatency: opts.lowLatency, hlsConfig: opts.hlsConfig });
   log('chromium ' + browserVersion + ' playing ' + opts.url + (opts.lowLatency ? ' (lowLatencyMode)' : ''));
 
   // 1. wait until playback has started: 'playing' fired and currentTime moved
@@ -447,7 +454,7 @@ async function main() {
   const errors = R.errors.map((e) => e.msg).concat(consoleErrors).slice(0, MAX_ERRORS);
   const report = {
     ok: failures.length === 0,
-    url: opts.url, seconds: opts.seconds, low_latency: opts.lowLatency,
+    url: opts.url, seconds: opts.seconds, low_latency: opts.lowLatency, hls_config: opts.hlsConfig,
     startup_s, played_s: a.played_s, window_s: a.window_s,
     currentTime_start: a.currentTime_start, currentTime_end: a.currentTime_end,
     stalls: a.stalls, startup_stalls: a.startup_stalls, stall_log: a.stall_log, seeks: a.seeks, errors,
