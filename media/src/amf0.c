@@ -228,6 +228,8 @@ static int value(struct cursor *c, uint32_t depth, media_amf0_value_t *out)
 int media_amf0_decode(ax_slice_t in, const media_amf0_limits_t *lim, media_amf0_doc_t *out)
 {
     memset(out, 0, sizeof *out);
+    if (in.len == 0) /* before any pointer arithmetic: base may be NULL */
+        return 0;
     struct cursor c;
     memset(&c, 0, sizeof c);
     c.base = c.p = in.base;
@@ -235,8 +237,6 @@ int media_amf0_decode(ax_slice_t in, const media_amf0_limits_t *lim, media_amf0_
     c.max_depth = lim->max_depth < MEDIA_AMF0_DEPTH_CEILING ? lim->max_depth
                                                             : MEDIA_AMF0_DEPTH_CEILING;
     c.max_values = lim->max_values;
-    if (in.len == 0)
-        return 0;
 
     /* Pass 1: validate and count. */
     size_t top = 0;

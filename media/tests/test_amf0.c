@@ -292,6 +292,8 @@ TEST(amf0__empty_input_is_empty)
     assert_ax_err(media_amf0_decode(AX_SLICE("", 0), &LIM, &f->doc), 0);
     assert_int_equal(f->doc.count, 0);
     assert_null(f->doc.arena);
+    /* libFuzzer passes a NULL pointer for empty input (found by fuzz_amf0 under UBSan). */
+    assert_ax_err(media_amf0_decode(AX_SLICE(NULL, 0), &LIM, &f->doc), 0);
 }
 
 /* Decoding fails cleanly with AX_ENOMEM when its one allocation fails. */
