@@ -145,6 +145,30 @@ def main():
         if "h264" not in streams or "aac" not in streams:
             fail("master playlist streams: %s" % streams)
         print("master.m3u8: ffprobe opens %s" % ",".join(sorted(set(streams))))
+        # A publisher that reconnects: the same FLV published twice, its clock restarting at 0.
+        out2 = os.path.join(work, "out2")
+        print(run([pkg, src + "," + src, out2]).strip())
+        v2 = os.path.join(out2, "video")
+        pl = open(os.path.join(v2, "index.m3u8")).read()
+        if pl.count("#EXT-X-DISCONTINUITY\n") != 1:
+            fail("restart: %d EXT-X-DISCONTINUITY tags" % pl.count("#EXT-X-DISCONTINUITY\n"))
+        if pl.count("#EXT-X-PROGRAM-DATE-TIME:") != pl.count("#EXTINF:"):
+            fail("restart: PROGRAM-DATE-TIME is not on every segment")
+        segs2 = sorted(glob.glob(os.path.join(v2, "seg-*.m4s")), key=num)
+        a2 = sorted(glob.glob(os.path.join(out2, "audio", "seg-*.m4s")), key=num)
+        r_mp4 = os.path.join(work, "r.mp4")
+        ra_mp4 = os.path.join(work, "ra.mp4")
+        cat([os.path.join(v2, "init-0.mp4")] + segs2, r_mp4)
+        cat([os.path.join(out2, "audio", "init-0.mp4")] + a2, ra_mp4)
+        if hashes(r_mp4, "0:v") != src_v + src_v:
+            fail("restart: video frames differ from the source published twice")
+        if hashes(ra_mp4, "0:a", True) != hashes(src, "0:a", True) * 2:
+            fail("restart: audio packets differ from the source published twice")
+        rp = packets(r_mp4)
+        if any(b[1] <= a[1] for a, b in zip(rp, rp[1:])):
+            fail("restart: decode timestamps are not monotonic")
+        gap = rp[len(sp)][1] - rp[len(sp) - 1][1]
+        print("restart: one discontinuity, %d frames, dts monotonic (step %.3f s at the restart)" % (len(rp), gap))
         print("PASS")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,11 +1,13 @@
 /*
- * cmaf_package_flv IN.flv OUTDIR [part_target_ms]
+ * cmaf_package_flv IN.flv[,IN2.flv...] OUTDIR [part_target_ms]
  *
  * Integration driver: reads an FLV file through the FLV reader and tag parsers
  * (aethex/media/flv.h), packages it with the CMAF/LL-HLS packager (aethex/media/hls.h) into
  * two renditions, "video" and "audio", and writes every resource the ring holds at the end:
  *   OUTDIR/master.m3u8, OUTDIR/<rendition>/index.m3u8, init-<gen>.mp4, seg-<msn>.m4s,
  *   part-<msn>.<k>.m4s
+ * Several comma-separated inputs are published one after the other, as a publisher that
+ * reconnects: media_hls_stream_discontinuity() between them, each restarting its clock at 0.
  * Prints "video_frames=N audio_frames=N segments=N parts=N" on success. Used by
  * cmaf_ffmpeg.sh and cmaf_qtdemux.sh (ctest media.cmaf_ffmpeg, media.cmaf_qtdemux).
  */
@@ -86,43 +88,25 @@ static int dump_rendition(const char *out, media_hls_rendition_t *r)
     return rv;
 }
 
-int main(int argc, char **argv)
+/* Reads one FLV file and pushes its configs and frames. Returns 0 or an exit status. */
+static int package_file(media_hls_rendition_t *v, media_hls_rendition_t *a, const char *name,
+                        int nfile, uint64_t *vframes_out, uint64_t *aframes_out)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: cmaf_package_flv IN.flv OUTDIR [part_target_ms]\n");
-        return 2;
-    }
-    FILE *f = fopen(argv[1], "rb");
+    int rv;
+    FILE *f = fopen(name, "rb");
     if (f == NULL)
-        return die(argv[1], errno);
+        return die(name, errno);
     uint8_t *buf = malloc(MAX_FILE);
     size_t len = buf ? fread(buf, 1, MAX_FILE, f) : 0;
     fclose(f);
     if (buf == NULL || len == 0 || len == MAX_FILE)
         return die("read", EIO);
-
-    media_hls_config_t cfg;
-    media_hls_config_default(&cfg);
-    cfg.window_segments = 1000;
-    if (argc > 3)
-        cfg.part_target_ms = (uint32_t)atoi(argv[3]);
-    media_hls_stream_t *s;
-    int rv = media_hls_stream_new(&cfg, &s);
-    if (rv != 0)
-        return die("stream_new", rv);
-    media_hls_rendition_t *v, *a;
-    media_hls_rendition_config_t rcv = {.name = "video", .track = MEDIA_TRACK_VIDEO};
-    media_hls_rendition_config_t rca = {.name = "audio", .track = MEDIA_TRACK_AUDIO};
-    if ((rv = media_hls_stream_add_rendition(s, &rcv, &v)) != 0 ||
-        (rv = media_hls_stream_add_rendition(s, &rca, &a)) != 0)
-        return die("add_rendition", rv);
-
+    uint64_t wall0 = WALL0 + (uint64_t)nfile * 3600000;
     bool has_audio, has_video;
     int n = media_flv_file_header(AX_SLICE(buf, len), &has_audio, &has_video);
     if (n < 0)
         return die("flv header", n);
     size_t off = (size_t)n;
-    uint64_t vframes = 0, aframes = 0;
     while (off < len) {
         media_flv_tag_t tag;
         n = media_flv_file_tag(AX_SLICE(buf + off, len - off), MAX_TAG, &tag);
@@ -148,8 +132,8 @@ int main(int argc, char **argv)
             if (fv.avc_packet_type != MEDIA_FLV_AVC_NALU)
                 continue;
             fr = (media_frame_t){MEDIA_TRACK_VIDEO, tag.timestamp, fv.cts, fv.frame_type == 1, fv.body};
-            vframes++;
-            rv = media_hls_rendition_push(v, &fr, WALL0 + tag.timestamp);
+            (*vframes_out)++;
+            rv = media_hls_rendition_push(v, &fr, wall0 + tag.timestamp);
         } else if (tag.type == 8) {
             media_flv_audio_t fa;
             if ((rv = media_flv_parse_audio(tag.body, &fa)) != 0)
@@ -164,14 +148,51 @@ int main(int argc, char **argv)
                 continue;
             }
             fr = (media_frame_t){MEDIA_TRACK_AUDIO, tag.timestamp, 0, true, fa.body};
-            aframes++;
-            rv = media_hls_rendition_push(a, &fr, WALL0 + tag.timestamp);
+            (*aframes_out)++;
+            rv = media_hls_rendition_push(a, &fr, wall0 + tag.timestamp);
         } else {
             continue;
         }
         if (rv != 0)
             return die("push", rv);
     }
+    free(buf);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: cmaf_package_flv IN.flv[,IN2.flv...] OUTDIR [part_target_ms]\n");
+        return 2;
+    }
+    media_hls_config_t cfg;
+    media_hls_config_default(&cfg);
+    cfg.window_segments = 1000;
+    if (argc > 3)
+        cfg.part_target_ms = (uint32_t)atoi(argv[3]);
+    media_hls_stream_t *s;
+    int rv = media_hls_stream_new(&cfg, &s);
+    if (rv != 0)
+        return die("stream_new", rv);
+    media_hls_rendition_t *v, *a;
+    media_hls_rendition_config_t rcv = {.name = "video", .track = MEDIA_TRACK_VIDEO};
+    media_hls_rendition_config_t rca = {.name = "audio", .track = MEDIA_TRACK_AUDIO};
+    if ((rv = media_hls_stream_add_rendition(s, &rcv, &v)) != 0 ||
+        (rv = media_hls_stream_add_rendition(s, &rca, &a)) != 0)
+        return die("add_rendition", rv);
+
+    uint64_t vframes = 0, aframes = 0;
+    char *list = strdup(argv[1]);
+    int nfile = 0;
+    for (char *save = NULL, *name = strtok_r(list, ",", &save); name != NULL;
+         name = strtok_r(NULL, ",", &save), nfile++) {
+        if (nfile > 0 && (rv = media_hls_stream_discontinuity(s)) != 0)
+            return die("discontinuity", rv);
+        if ((rv = package_file(v, a, name, nfile, &vframes, &aframes)) != 0)
+            return rv;
+    }
+    free(list);
     if ((rv = media_hls_stream_end(s)) != 0)
         return die("end", rv);
     mkdir(argv[2], 0755);
@@ -190,6 +211,5 @@ int main(int argc, char **argv)
            (unsigned long long)sv.segments, (unsigned long long)sv.parts,
            (unsigned long long)(sv.frames_dropped + sa.frames_dropped));
     media_hls_stream_free(s);
-    free(buf);
     return 0;
 }
