@@ -183,8 +183,8 @@ media_hls_rendition_t *media_hls_stream_rendition_at(const media_hls_stream_t *s
  * timestamps are mapped to continue after the latest end of any rendition (so output
  * timestamps stay monotonic whatever the publisher's clock restarts at), PROGRAM-DATE-TIME is
  * re-anchored, and the next segment of each rendition carries EXT-X-DISCONTINUITY. Media
- * sequence numbers continue. Waiters fire from inside this call. Returns 0 or AX_ENOMEM
- * (then the stream is unusable: free it).
+ * sequence numbers continue. Waiters fire from inside this call. Returns 0 (if sealing the
+ * last part fails for lack of memory, that part's frames are lost, as in push).
  */
 int media_hls_stream_discontinuity(media_hls_stream_t *s);
 
@@ -192,7 +192,7 @@ int media_hls_stream_discontinuity(media_hls_stream_t *s);
  * The stream is over: closes every open part and segment as discontinuity() does, and every
  * media playlist gets EXT-X-ENDLIST. Playlist waiters fire with 0 (the final playlist
  * answers them); resource waiters for media that will now never exist fire with AX_ENOENT.
- * Further pushes return AX_ECLOSED. Returns 0 or AX_ENOMEM.
+ * Further pushes return AX_ECLOSED. Returns 0.
  */
 int media_hls_stream_end(media_hls_stream_t *s);
 
@@ -214,7 +214,9 @@ int media_hls_rendition_set_audio_config(media_hls_rendition_t *r, const media_a
  * open part. `wall_ms` is the current Unix time in ms (used to anchor PROGRAM-DATE-TIME at the
  * start of each timeline). Video frames before the first keyframe of a timeline are dropped;
  * so are frames whose decode time does not advance (counted in stats.frames_dropped).
- * Audio frames before the lead video rendition's first segment start are dropped too.
+ * Audio frames more than 250 ms before the lead video rendition's first segment of a
+ * timeline are dropped too (until two target durations pass without video: then audio cuts
+ * on its own), and so are frames with a composition offset beyond +-60 s.
  * Parts and segments this frame completes become available, and waiters fire, from inside
  * this call.
  * Returns 0 (also when the frame was dropped), AX_EBADSTATE (no codec config yet), AX_EINVAL
