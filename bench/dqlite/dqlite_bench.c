@@ -4,7 +4,11 @@
  * workload of go-dqlite's dqlite-benchmark (table `model`, 32-byte keys, 1 KiB values,
  * INSERT OR REPLACE / SELECT by key), so both run side by side (bench/dqlite/run.sh).
  *
- *   dqlite_bench NODES SECONDS DATA_ROOT
+ *   dqlite_bench NODES SECONDS DATA_ROOT [nodelay]
+ *
+ * With "nodelay", the nodes dial each other through a connect function that sets
+ * TCP_NODELAY (libdqlite's default connect leaves Nagle on for Raft traffic; go-dqlite's
+ * dialer, like every Go socket, turns it off).
  *
  * Workloads, each for SECONDS, one line of a Markdown table each:
  *   write-1       single-row autocommit INSERTs, one at a time (coord_dqlite_exec)
@@ -13,8 +17,10 @@
  *   read-1        point SELECTs by key, one at a time (coord_dqlite_query)
  * Latency is per commit (per transaction for batch100, per item for group64, per query).
  */
+#include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +44,8 @@ static coord_dqlite_client_t *client;
 static coord_dqlite_stmt_t *ins, *sel;
 static int nnodes;
 static uint64_t nkeys;
+static bool nodelay;
+static char variant[32] = "";
 
 static void die(const char *what, int rv)
 {
@@ -55,6 +63,31 @@ static int free_port(void)
         die("free port", -1);
     close(fd);
     return ntohs(sa.sin_port);
+}
+
+/* A blocking "a.b.c.d:port" connect, as libdqlite's default, plus TCP_NODELAY. */
+static int connect_nodelay(void *arg, const char *address, int *fd)
+{
+    (void)arg;
+    char host[64];
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL || (size_t)(colon - address) >= sizeof host)
+        return 1;
+    memcpy(host, address, (size_t)(colon - address));
+    host[colon - address] = '\0';
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return 1;
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (*fd < 0)
+        return 1;
+    int one = 1;
+    setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (connect(*fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(*fd);
+        return 1;
+    }
+    return 0;
 }
 
 /* ---- latencies ----------------------------------------------------------------------- */
@@ -92,8 +125,8 @@ static double pct(struct lat *l, double p)
 static void report(const char *workload, struct lat *l, uint64_t rows, double secs)
 {
     qsort(l->ms, l->n, sizeof *l->ms, cmp_double);
-    printf("| ours (C, libuv) | %d | %s | %zu | %.0f | %.0f | %.2f | %.2f |\n", nnodes, workload,
-           l->n, (double)l->n / secs, (double)rows / secs, pct(l, 50), pct(l, 99));
+    printf("| ours (C, libuv)%s | %d | %s | %zu | %.0f | %.0f | %.2f | %.2f |\n", variant, nnodes,
+           workload, l->n, (double)l->n / secs, (double)rows / secs, pct(l, 50), pct(l, 99));
     fflush(stdout);
     free(l->ms);
     memset(l, 0, sizeof *l);
@@ -287,10 +320,13 @@ static void exec_sql(const char *sql)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: dqlite_bench NODES SECONDS DATA_ROOT\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "nodelay") == 0)) {
+        fprintf(stderr, "usage: dqlite_bench NODES SECONDS DATA_ROOT [nodelay]\n");
         return 2;
     }
+    nodelay = argc == 5;
+    if (nodelay)
+        snprintf(variant, sizeof variant, ", Raft TCP_NODELAY");
     signal(SIGPIPE, SIG_IGN);
     nnodes = atoi(argv[1]);
     double secs = atof(argv[2]);
@@ -312,6 +348,7 @@ int main(int argc, char **argv)
         mkdir(dir, 0700);
         if (dqlite_node_create((dqlite_node_id)(i + 1), addrs[i], dir, &nodes[i]) != 0 ||
             dqlite_node_set_bind_address(nodes[i], addrs[i]) != 0 ||
+            (nodelay && dqlite_node_set_connect_func(nodes[i], connect_nodelay, NULL) != 0) ||
             dqlite_node_start(nodes[i]) != 0)
             die("dqlite node", -1);
     }
