@@ -409,21 +409,6 @@ static bool hold_queued(struct edge *e, struct hold *h, int rc, bool fresh)
 
 static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req, struct hold *h)
 {
-    media_part_t *part = NULL;
-    int rc = media_hls_stream_master(ch->hls, &part);
-    if (rc == 0) {
-        send_part(ch, req, part, "application/vnd.apple.mpegurl", CC_MASTER);
-        return;
-    }
-    if (rc != AX_EAGAIN || h) {
-        /* Already waited once (or out of memory): the publisher sent video without the
-         * audio config, or no config at all. */
-        edge_http_send_error(e, req, 503, rc == AX_EAGAIN ? "stream is starting" : ax_strerror(rc),
-                             "no-store");
-        return;
-    }
-    /* Wait for the first part of a rendition that exists: by then every config a publisher
-     * sends up front (OBS and ffmpeg send both sequence headers first) has arrived. */
     media_hls_rendition_t *r = ch->video ? ch->video : ch->audio;
     if (!r) {
         /* Publishing, but no codec config yet (the first hundred milliseconds of a
@@ -434,6 +419,30 @@ static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req
         hold_queued(e, h, 0, true);
         return;
     }
+    media_part_t *part = NULL;
+    int rc = AX_EAGAIN;
+    if (!h) {
+        /* Until the lead rendition has its first part, the set of renditions may still grow
+         * (the audio config usually follows the video one by a few ms): a master rendered
+         * now could leave audio out for good. Players get it with the first part. */
+        media_hls_rendition_stats_t st;
+        media_hls_rendition_stats(r, &st);
+        if (st.parts > 0 || st.segments > 0)
+            rc = media_hls_stream_master(ch->hls, &part);
+    } else {
+        rc = media_hls_stream_master(ch->hls, &part);
+    }
+    if (rc == 0) {
+        send_part(ch, req, part, "application/vnd.apple.mpegurl", CC_MASTER);
+        return;
+    }
+    if (rc != AX_EAGAIN || h) {
+        /* Already waited once (or out of memory): the publisher sent media without one of
+         * the configs it announced. */
+        edge_http_send_error(e, req, 503, rc == AX_EAGAIN ? "stream is starting" : ax_strerror(rc),
+                             "no-store");
+        return;
+    }
     h = hold_for(e, ch, req, NULL);
     h->kind = HOLD_MASTER;
     h->r = r;
@@ -441,12 +450,9 @@ static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req
     rc = media_hls_rendition_wait_playlist(r, &h->w, &p, on_hold_ready);
     if (hold_queued(e, h, rc, true))
         return;
-    if (rc == 1) {
-        rc = media_hls_stream_master(ch->hls, &part);
-        if (rc == 0) {
-            send_part(ch, req, part, "application/vnd.apple.mpegurl", CC_MASTER);
-            return;
-        }
+    if (rc == 1 && media_hls_stream_master(ch->hls, &part) == 0) {
+        send_part(ch, req, part, "application/vnd.apple.mpegurl", CC_MASTER);
+        return;
     }
     edge_http_send_error(e, req, 503, "stream is starting", "no-store");
 }
@@ -538,6 +544,10 @@ static void serve_resource(struct edge *e, struct edge_channel *ch, h2o_req_t *r
 int edge_channel_serve(struct edge *e, h2o_req_t *req, ax_slice_t channel, ax_slice_t rest,
                        ax_slice_t query)
 {
+    if (e->stopping) {
+        edge_http_send_error(e, req, 503, "server stopping", "no-store");
+        return 0;
+    }
     struct edge_channel *ch = edge_channel_find(e, channel, false);
     if (!ch || !ch->hls) {
         edge_http_send_error(e, req, 404, "no such stream", CC_MISSING);

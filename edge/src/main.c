@@ -105,8 +105,10 @@ static void begin_stop(struct edge *e, const char *why)
     e->stopping = true;
     e->stop_began_ms = edge_now_ms(e);
     AX_LOG_I("edge", "%s: stopping (grace %u ms)", why, e->cfg.shutdown_grace_ms);
-    edge_rtmp_stop(e);
+    /* Held requests first: the publishers' last media (flushed by their unpublish) must not
+     * turn some of them into answers and leave the rest to time out. */
     edge_channel_release_holds(e);
+    edge_rtmp_stop(e);
     edge_http_stop(e); /* the first stop sweep, 250 ms later, lets GOAWAY frames go out */
     uv_timer_start(&e->stop_deadline, on_stop_deadline, e->cfg.shutdown_grace_ms, 0);
     stop_check(e);
