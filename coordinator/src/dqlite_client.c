@@ -210,6 +210,8 @@ struct coord_dqlite_client {
     char (*members)[COORD_DQLITE_ADDRESS_MAX + 1]; /* owned: configured, then learned */
     uint32_t nmembers, members_cap;
     char *database; /* owned, or NULL */
+    char **session_sql; /* owned: run after OPEN on every connection */
+    uint32_t nsession_sql, session_i;
     ax_sm_t sm;
     struct conn *conn; /* current connection, or NULL */
     uint64_t gen;      /* connection generation; statements remember theirs */
@@ -265,9 +267,13 @@ void coord_dqlite_limits_default(coord_dqlite_limits_t *l)
     l->max_item_calls = 256;
 }
 
+static const char *const default_session_sql[] = {"PRAGMA foreign_keys = ON"};
+
 void coord_dqlite_client_config_default(coord_dqlite_client_config_t *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
+    cfg->session_sql = default_session_sql;
+    cfg->nsession_sql = AX_ARRAY_SIZE(default_session_sql);
     cfg->connect_timeout_ms = 2000;
     cfg->request_timeout_ms = 10000;
     cfg->backoff_min_ms = 20;
@@ -772,8 +778,10 @@ static void on_connect_message(coord_dqlite_client_t *c, const struct coord_dqli
         ax_slice_t msg = AX_SLICE_LIT("");
         if (coord_dqlite__decode_failure(m->body, &code, &msg) != 0)
             c->stats.protocol_errors++;
-        attempt_failed(c, "%s refused %s: %.*s (%llu)", c->target,
-                       state(c) == COORD_DQLITE_STATE_HANDSHAKE ? "LEADER" : "OPEN",
+        const char *what = state(c) == COORD_DQLITE_STATE_HANDSHAKE ? "LEADER"
+                           : c->session_i > 0                      ? c->session_sql[c->session_i - 1]
+                                                                   : "OPEN";
+        attempt_failed(c, "%s refused %s: %.*s (%llu)", c->target, what,
                        (int)(msg.len > 160 ? 160 : msg.len), (const char *)msg.base,
                        (unsigned long long)code);
         return;
@@ -819,11 +827,31 @@ static void on_connect_message(coord_dqlite_client_t *c, const struct coord_dqli
             "OPEN");
         return;
     }
-    /* OPENING: DB (when a database is configured), then SERVERS. */
-    if (m->type == COORD_DQLITE__RESP_DB) {
-        if (coord_dqlite__decode_db(m->body, &c->db_id) != 0) {
+    /* OPENING: DB (when a database is configured), the session statements, then SERVERS. */
+    if (m->type == COORD_DQLITE__RESP_DB || m->type == COORD_DQLITE__RESP_RESULT) {
+        int rv;
+        if (m->type == COORD_DQLITE__RESP_DB) {
+            rv = coord_dqlite__decode_db(m->body, &c->db_id);
+            c->session_i = 0;
+        } else {
+            coord_dqlite_result_t res;
+            rv = c->session_i > 0 ? coord_dqlite__decode_result(m->body, &res) : AX_EPROTO;
+        }
+        if (rv != 0) {
             c->stats.protocol_errors++;
-            attempt_failed(c, "%s: malformed OPEN reply", c->target);
+            attempt_failed(c, "%s: malformed reply type %u while opening", c->target, m->type);
+            return;
+        }
+        if (c->session_i < c->nsession_sql) {
+            /* Per-connection settings (PRAGMA foreign_keys...) die with each connection. */
+            const char *sql = c->session_sql[c->session_i++];
+            ax_buf_reset(&c->scratch);
+            send_or_fail_attempt(c,
+                                 coord_dqlite__encode_sql_req(&c->scratch,
+                                                              COORD_DQLITE__REQ_EXEC_SQL, c->db_id,
+                                                              AX_SLICE(sql, strlen(sql)),
+                                                              AX_SLICE(NULL, 0)),
+                                 "session SQL");
             return;
         }
         send_cluster(c);
@@ -1713,6 +1741,14 @@ int coord_dqlite_client_new(uv_loop_t *loop, const coord_dqlite_client_config_t 
     if (cfg->database != NULL &&
         (cfg->database[0] == '\0' || strlen(cfg->database) > COORD_DQLITE_ADDRESS_MAX))
         return AX_EINVAL;
+    /* Without a database there is no SQL session: session_sql is ignored. */
+    uint32_t nsession = cfg->database != NULL ? cfg->nsession_sql : 0;
+    if (nsession > 0 && cfg->session_sql == NULL)
+        return AX_EINVAL;
+    for (uint32_t i = 0; i < nsession; i++)
+        if (cfg->session_sql[i] == NULL || cfg->session_sql[i][0] == '\0' ||
+            strlen(cfg->session_sql[i]) > l->max_sql_bytes)
+            return AX_EINVAL;
 
     coord_dqlite_client_t *c = ax_calloc(1, sizeof *c);
     if (c == NULL)
@@ -1721,6 +1757,7 @@ int coord_dqlite_client_new(uv_loop_t *loop, const coord_dqlite_client_config_t 
     c->cfg = *cfg;
     c->cfg.members = NULL;
     c->cfg.database = NULL;
+    c->cfg.session_sql = NULL;
     c->members_cap = cfg->nmembers + l->max_nodes;
     c->members = ax_calloc(c->members_cap, sizeof *c->members);
     if (c->members == NULL)
@@ -1732,9 +1769,20 @@ int coord_dqlite_client_new(uv_loop_t *loop, const coord_dqlite_client_config_t 
         if (c->database == NULL)
             goto fail_after_members;
     }
+    if (nsession > 0) {
+        c->session_sql = ax_calloc(nsession, sizeof *c->session_sql);
+        if (c->session_sql == NULL)
+            goto fail_after_database;
+        for (uint32_t i = 0; i < nsession; i++) {
+            c->session_sql[i] = ax_strndup(cfg->session_sql[i], strlen(cfg->session_sql[i]));
+            if (c->session_sql[i] == NULL)
+                goto fail_after_session;
+            c->nsession_sql = i + 1;
+        }
+    }
     c->run.items = ax_calloc(l->max_group_items, sizeof *c->run.items);
     if (c->run.items == NULL)
-        goto fail_after_database;
+        goto fail_after_session;
     ax_buf_init(&c->scratch, (size_t)l->max_request_bytes + 1024);
     ax_sm_init(&c->sm, state_conf, COORD_DQLITE_STATE_COUNT, COORD_DQLITE_STATE_IDLE);
     list_init(&c->others);
@@ -1751,6 +1799,10 @@ int coord_dqlite_client_new(uv_loop_t *loop, const coord_dqlite_client_config_t 
     *out = c;
     return 0;
 
+fail_after_session:
+    for (uint32_t i = 0; i < c->nsession_sql; i++)
+        ax_free(c->session_sql[i]);
+    ax_free(c->session_sql);
 fail_after_database:
     ax_free(c->database);
 fail_after_members:
@@ -1807,6 +1859,9 @@ static void finish_close(coord_dqlite_client_t *c)
     }
     ax_buf_close(&c->scratch);
     ax_free(c->run.items);
+    for (uint32_t i = 0; i < c->nsession_sql; i++)
+        ax_free(c->session_sql[i]);
+    ax_free(c->session_sql);
     ax_free(c->database);
     ax_free(c->members);
     ax_free(c);

@@ -434,6 +434,33 @@ static void client__errors_carry_sqlite_message(void **state)
     assert_int_equal(z.done, 0);
 }
 
+/* Foreign keys are enforced (and cascade) on every connection the client opens. */
+static void client__foreign_keys_on_every_connection(void **state)
+{
+    struct fixture *f = *state;
+    client_open(f, 0, 10000, NULL);
+    exec_ok(f, "CREATE TABLE parent (id INTEGER PRIMARY KEY)");
+    exec_ok(f, "CREATE TABLE child (pid INTEGER NOT NULL REFERENCES parent(id) ON DELETE CASCADE)");
+    exec_ok(f, "INSERT INTO parent VALUES (1)");
+    exec_ok(f, "INSERT INTO child VALUES (1)");
+    struct call orphan = {0};
+    coord_dqlite_value_t v = coord_dqlite_int(99);
+    assert_ax_err(coord_dqlite_exec_sql(&orphan.req, f->c, "INSERT INTO child VALUES (?)", &v, 1,
+                                        on_done),
+                  0);
+    run_until(f, &orphan.done, 1);
+    assert_ax_err(orphan.status, AX_EDB);
+    assert_non_null(strstr(orphan.req.errmsg, "FOREIGN KEY constraint failed"));
+    exec_ok(f, "DELETE FROM parent WHERE id = 1");
+    struct call q = {0};
+    assert_ax_err(coord_dqlite_query_sql(&q.req, f->c, "SELECT count(*) FROM child", NULL, 0,
+                                         on_done),
+                  0);
+    run_until(f, &q.done, 1);
+    assert_ax_err(q.status, 0);
+    assert_int_equal(q.sum, 0); /* cascaded */
+}
+
 /* In one group, a failing item is rolled back alone; a multi-statement item is atomic. */
 static void client__write_items_fail_alone(void **state)
 {
@@ -632,6 +659,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(client__result_over_limit, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__errors_carry_sqlite_message, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__write_items_fail_alone, setup1, teardown),
+        cmocka_unit_test_setup_teardown(client__foreign_keys_on_every_connection, setup1,
+                                        teardown),
         cmocka_unit_test_setup_teardown(client__close_cancels_pending, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__concurrent_writers_all_commit, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__no_member_answers, setup1, teardown),

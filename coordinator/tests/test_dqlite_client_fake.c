@@ -32,7 +32,7 @@ struct fake {
     char addr[64];
     enum mode mode;
     int connections;
-    int exec_sql, query_sql, begins, commits;
+    int exec_sql, query_sql, begins, commits, pragmas;
     bool fired; /* the one-shot misbehaviour happened */
 };
 
@@ -154,6 +154,11 @@ static bool fake_request(struct fake_conn *fc, const struct coord_dqlite__msg *m
         break;
     case COORD_DQLITE__REQ_EXEC_SQL: {
         const char *sql = (const char *)m->body.base + 8;
+        if (strncmp(sql, "PRAGMA", 6) == 0) {
+            f->pragmas++; /* the client's per-connection session SQL */
+            reply_result(fc);
+            break;
+        }
         bool begin = strncmp(sql, "BEGIN", 5) == 0, commit = strcmp(sql, "COMMIT") == 0;
         f->exec_sql++;
         f->begins += begin;
@@ -376,6 +381,7 @@ static void fake__dropped_read_is_retried(void **state)
     assert_ax_err(k.status, 0);
     assert_int_equal(e.fake.query_sql, 2);
     assert_int_equal(e.fake.connections, 2);
+    assert_int_equal(e.fake.pragmas, 2); /* foreign keys re-enabled on the new connection */
     env_close(&e);
 }
 

@@ -239,6 +239,13 @@ typedef struct coord_dqlite_client_config {
     uint32_t nmembers;
     /* Database to OPEN, copied. NULL: no database (membership calls only, e.g. aethexctl). */
     const char *database;
+    /* Statements run after OPEN on EVERY new connection, before any request: settings that
+     * live per connection, which a reconnect would silently lose. Copied. Default:
+     * {"PRAGMA foreign_keys = ON"} (SQLite leaves foreign keys, and so ON DELETE CASCADE,
+     * off unless each connection asks). Ignored without `database`. A refusal fails the
+     * connect attempt (the member is skipped, as if it did not answer). */
+    const char *const *session_sql;
+    uint32_t nsession_sql;
     uint32_t connect_timeout_ms;  /* one TCP connect + handshake attempt to one member */
     uint32_t request_timeout_ms;  /* default deadline of a request, from submission */
     uint32_t backoff_min_ms;      /* wait after a full round of members found no leader, */
@@ -247,8 +254,8 @@ typedef struct coord_dqlite_client_config {
     void *data;                   /* user context: coord_dqlite_client_data() */
 } coord_dqlite_client_config_t;
 
-/* Fills defaults: no members, no database, connect 2 s, request 10 s, backoff 20..1000 ms,
- * coord_dqlite_limits_default(). */
+/* Fills defaults: no members, no database, session_sql {"PRAGMA foreign_keys = ON"},
+ * connect 2 s, request 10 s, backoff 20..1000 ms, coord_dqlite_limits_default(). */
 void coord_dqlite_client_config_default(coord_dqlite_client_config_t *cfg);
 
 /*
