@@ -120,7 +120,9 @@ int media_hls__render_media(media_hls_rendition_t *r, bool skip, media_part_t **
     uint32_t map_gen = UINT32_MAX;
     for (uint64_t m = first + nskip; m < end_msn; m++) {
         const struct hls_segment *g = media_hls__segment(r, m);
-        if (g == NULL)
+        /* A segment just opened has nothing to list yet: no tag may dangle after the last
+         * segment (the preload hint already names its first part). */
+        if (g == NULL || (!g->complete && g->nparts == 0))
             continue;
         if (g->discontinuity && m != first)
             pr(&o, "#EXT-X-DISCONTINUITY\n");

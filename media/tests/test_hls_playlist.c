@@ -146,6 +146,15 @@ static int check_rules(const char *pl)
         }
         line = eol + 1;
     }
+    /* Nothing dangles: after the last segment or part come only the hint, reports, ENDLIST. */
+    const char *hint = strstr(pl, "#EXT-X-PRELOAD-HINT");
+    if (hint != NULL) {
+        const char *before = hint - 1;
+        while (before > pl && before[-1] != '\n')
+            before--;
+        /* the line before the hint is a segment URI or an EXT-X-PART line */
+        assert_true(strncmp(before, "seg-", 4) == 0 || strncmp(before, "#EXT-X-PART:", 12) == 0);
+    }
     return n;
 }
 

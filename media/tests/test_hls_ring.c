@@ -332,7 +332,7 @@ static void ring__config_change_starts_new_init(void **state)
     vc.level_idc = 0x28;
     assert_ax_err(media_hls_rendition_set_video_config(f->v, &vc), 0);
     assert_string_equal(media_hls_rendition_codecs(f->v), "avc1.640028");
-    push_video_until(f, 4500);
+    push_video_until(f, 4600);
     media_part_t *p;
     assert_ax_err(media_hls_rendition_playlist(f->v, MEDIA_HLS_SKIP_NO, &p), 0);
     char *text = test_calloc(1, media_part_size(p) + 1);
