@@ -65,7 +65,9 @@ static void on_publish(media_rtmp_session_t *s, ax_slice_t app, ax_slice_t name)
 static void on_metadata(media_rtmp_session_t *s, const media_rtmp_metadata_t *md)
 {
     mix(R(s), 3);
-    mix(R(s), (uint64_t)md->width);
+    uint64_t bits; /* the double's bits: a cast of a huge width would be undefined */
+    memcpy(&bits, &md->width, sizeof bits);
+    mix(R(s), bits);
     mix_slice(R(s), md->raw);
 }
 

@@ -776,7 +776,7 @@ static int cmd_create_stream(media_rtmp_session_t *s, double txn)
 
 static bool stream_exists(const media_rtmp_session_t *s, double id)
 {
-    if (!(id >= 1 && id <= s->max_streams))
+    if (!(id >= 1 && id <= s->max_streams) || id != (double)(uint32_t)id)
         return false;
     return (s->streams & (UINT64_C(1) << ((uint32_t)id - 1))) != 0;
 }

@@ -652,6 +652,27 @@ TEST(session__withdrawn_publish)
     assert_ax_err(media_rtmp_session_publish_accept(f->s), AX_EBADSTATE);
 }
 
+/* deleteStream names a stream by its exact id: 1.5 or NaN delete nothing. */
+TEST(session__delete_stream_needs_an_exact_id)
+{
+    client_to_publish(f, "k");
+    const double ids[] = {1.5, 0.0 / 0.0, 65, -1};
+    for (size_t i = 0; i < AX_ARRAY_SIZE(ids); i++) {
+        cmd_begin(f, "deleteStream", 7);
+        assert_ax_err(media_amf0_put_null(&f->amf), 0);
+        assert_ax_err(media_amf0_put_number(&f->amf, ids[i]), 0);
+        send_amf(f, 3, MEDIA_RTMP__MSG_COMMAND_AMF0, 0);
+    }
+    assert_ax_err(feed(f), 0);
+    assert_int_equal(f->unpublishes, 0);
+    assert_int_equal(media_rtmp_session_state(f->s), MEDIA_RTMP_STATE_PUBLISHING);
+    /* closeStream on the publishing stream ends it. */
+    cmd_simple(f, "closeStream", 8, NULL, 1);
+    assert_ax_err(feed(f), 0);
+    assert_int_equal(f->unpublishes, 1);
+    assert_int_equal(media_rtmp_session_state(f->s), MEDIA_RTMP_STATE_CONNECTED);
+}
+
 /* After unpublishing, the same connection can publish again with a fresh timeline. */
 TEST(session__republish_on_the_same_connection)
 {
@@ -1181,6 +1202,7 @@ int main(void)
         T(session__rejected_key_gets_badname),
         T(session__later_rejection),
         T(session__withdrawn_publish),
+        T(session__delete_stream_needs_an_exact_id),
         T(session__republish_on_the_same_connection),
         T(session__server_stop),
         T(session__stop_from_a_callback),
