@@ -8,12 +8,14 @@
 #   - both outputs against one common reference (the source scaled with lanczos), which
 #     also charges a cheaper scaler for what it loses.
 # Passes when ours is within 0.3 dB of (or better than) the CLI's in both measures.
-#   transcode_psnr.sh TRANSCODE_LADDER_BINARY WORKDIR [SCALE]   (SCALE: our --scale, default
-#   bicubic; its ffmpeg scale-filter name is the same)
+#   transcode_psnr.sh TRANSCODE_LADDER_BINARY WORKDIR [SCALE [DRIVER_ARGS...]]
+#   (SCALE: our --scale, default bicubic, named as ffmpeg's scale filter names it;
+#   DRIVER_ARGS go to transcode_ladder, e.g. --cascade)
 set -euo pipefail
 BIN=$1
 WORK=$2
 SCALE=${3:-bicubic}
+shift $(( $# < 3 ? $# : 3 ))
 TOL=0.3
 rm -rf "$WORK" && mkdir -p "$WORK/out"
 cd "$WORK"
@@ -23,7 +25,7 @@ ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=3
     -f lavfi -i sine=frequency=440 -c:v libx264 -preset veryfast -bf 2 -g 60 -keyint_min 60 \
     -sc_threshold 0 -b:v 2500k -c:a aac -b:a 128k -t 6 src.flv
 
-"$BIN" src.flv --out out --rung 480:1200 --rung 360:700 --scale "$SCALE" >summary.txt
+"$BIN" src.flv --out out --rung 480:1200 --rung 360:700 --scale "$SCALE" "$@" >summary.txt
 cat summary.txt
 
 W=(854 640); H=(480 360); K=(1200 700)
