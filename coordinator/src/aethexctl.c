@@ -145,8 +145,10 @@ static void fail_req(struct ctl *c, const char *what, coord_dqlite_req_t *req, i
                  c->timeout_ms, detail);
         break;
     case AX_EUNKNOWN:
-        snprintf(msg, sizeof msg, "%s: outcome unknown (the leader was lost before answering):"
-                 " check with 'cluster status'", what);
+        snprintf(msg, sizeof msg,
+                 "%s: outcome unknown (the leader was lost before answering):"
+                 " check with 'cluster status'",
+                 what);
         break;
     default:
         snprintf(msg, sizeof msg, "%s: %s%s%s", what, ax_strerror(status), detail[0] ? ": " : "",
@@ -184,8 +186,8 @@ static void on_status_cluster(coord_dqlite_req_t *req, int status)
             char id[24];
             snprintf(id, sizeof id, "%" PRIu64, n->id);
             json_array_append_new(nodes, json_pack("{s:s,s:s,s:s,s:b}", "id", id, "address",
-                                                   n->address, "role", role_name(n->role),
-                                                   "leader", n->id == c->leader.id));
+                                                   n->address, "role", role_name(n->role), "leader",
+                                                   n->id == c->leader.id));
         }
         char lid[24];
         snprintf(lid, sizeof lid, "%" PRIu64, c->leader.id);

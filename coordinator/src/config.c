@@ -15,10 +15,10 @@
 #include "aethex/common/error.h"
 #include "aethex/common/util.h"
 
-#define ERR(code, ...)                                                                      \
-    do {                                                                                    \
-        snprintf(errmsg, AX_ERRMSG_LEN, __VA_ARGS__);                                       \
-        return (code);                                                                      \
+#define ERR(code, ...)                                                                             \
+    do {                                                                                           \
+        snprintf(errmsg, AX_ERRMSG_LEN, __VA_ARGS__);                                              \
+        return (code);                                                                             \
     } while (0)
 
 void coord_config_default(coord_config_t *c)
@@ -91,8 +91,7 @@ static int parse_u64(const char *v, uint64_t max, uint64_t *out)
     return 0;
 }
 
-static int set_u32(uint32_t *dst, const char *key, const char *value, uint32_t max,
-                   char *errmsg)
+static int set_u32(uint32_t *dst, const char *key, const char *value, uint32_t max, char *errmsg)
 {
     uint64_t v;
     if (parse_u64(value, max, &v) != 0)
@@ -247,8 +246,10 @@ int coord_config_load_file(coord_config_t *c, const char *path, char *errmsg)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
-        ERR(e == ENOENT ? AX_ENOENT : e == EACCES ? AX_EACCES : AX_EIO, "%s: %s", path,
-            strerror(e));
+        ERR(e == ENOENT   ? AX_ENOENT
+            : e == EACCES ? AX_EACCES
+                          : AX_EIO,
+            "%s: %s", path, strerror(e));
     }
     static char buf[COORD_CONFIG_MAX_FILE + 1];
     size_t len = 0;
@@ -279,8 +280,8 @@ int coord_config_load_file(coord_config_t *c, const char *path, char *errmsg)
 
 /* Splits "--key=value" or "--key value"; returns the number of argv entries used (1 or 2),
  * or a negative error. */
-static int flag_at(int argc, char *const *argv, int i, char *key, size_t keycap,
-                   const char **value, char *errmsg)
+static int flag_at(int argc, char *const *argv, int i, char *key, size_t keycap, const char **value,
+                   char *errmsg)
 {
     const char *a = argv[i];
     if (strncmp(a, "--", 2) != 0 || a[2] == '\0')
@@ -306,8 +307,7 @@ static int flag_at(int argc, char *const *argv, int i, char *key, size_t keycap,
     return 2;
 }
 
-int coord_config_parse_args(coord_config_t *c, int argc, char *const *argv, int *help,
-                            char *errmsg)
+int coord_config_parse_args(coord_config_t *c, int argc, char *const *argv, int *help, char *errmsg)
 {
     char key[64];
     const char *value;

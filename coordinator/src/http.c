@@ -40,8 +40,7 @@ static void respond(h2o_req_t *req, int status, const char *reason, const char *
     req->res.status = status;
     req->res.reason = reason;
     req->res.content_length = len;
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type,
-                   strlen(type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type, strlen(type));
     h2o_start_response(req, &generator);
     h2o_iovec_t b = h2o_iovec_init(body, len);
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")))
@@ -91,8 +90,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         if (!get) {
             h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL,
                            H2O_STRLIT("GET, HEAD"));
-            respond_error(req, 405, "Method Not Allowed", "method_not_allowed",
-                          "use GET or HEAD");
+            respond_error(req, 405, "Method Not Allowed", "method_not_allowed", "use GET or HEAD");
             return 0;
         }
         serve_metrics(h, req);

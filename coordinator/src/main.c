@@ -36,10 +36,10 @@
 #include "coordinator_internal.h"
 
 #define LOG "coordinator"
-#define RETRY_MS 250          /* between join / migrate attempts */
-#define POLL_MS 1000          /* READY: LEADER + CLUSTER */
-#define CTL_TIMEOUT_MS 3000   /* one membership request */
-#define MIG_TIMEOUT_MS 15000  /* one migration step */
+#define RETRY_MS 250         /* between join / migrate attempts */
+#define POLL_MS 1000         /* READY: LEADER + CLUSTER */
+#define CTL_TIMEOUT_MS 3000  /* one membership request */
+#define MIG_TIMEOUT_MS 15000 /* one migration step */
 
 enum phase { PHASE_START, PHASE_JOIN, PHASE_MIGRATE, PHASE_READY, PHASE_STOPPING };
 
@@ -60,9 +60,8 @@ struct coordinator {
     int clients_open;
     char last_error[AX_ERRMSG_LEN];
 
-    coord_dqlite_req_t req;     /* join / migrate / poll: one at a time */
+    coord_dqlite_req_t req; /* join / migrate / poll: one at a time */
     coord_migrator_t mig;
-    int poll_cluster_next;
 
     /* What /metrics reports. */
     uint64_t started_ms;
@@ -124,8 +123,7 @@ static int retryable(int status)
            status == AX_ENOLEADER || status == AX_ECONNRESET || status == AX_EAGAIN;
 }
 
-static void note_error(struct coordinator *c, const char *what, coord_dqlite_req_t *req,
-                       int status)
+static void note_error(struct coordinator *c, const char *what, coord_dqlite_req_t *req, int status)
 {
     snprintf(c->last_error, sizeof c->last_error, "%s: %s%s%.180s", what, ax_err_name(status),
              req->errmsg[0] ? ": " : "", req->errmsg);
@@ -136,8 +134,8 @@ static void note_error(struct coordinator *c, const char *what, coord_dqlite_req
 static void join_retry(struct coordinator *c)
 {
     if (past_deadline(c)) {
-        AX_LOG_E(LOG, "node=%" PRIu64 " join failed after %u ms: %s", c->id,
-                 c->cfg.join_timeout_ms, c->last_error);
+        AX_LOG_E(LOG, "node=%" PRIu64 " join failed after %u ms: %s", c->id, c->cfg.join_timeout_ms,
+                 c->last_error);
         stop(c, 1);
         return;
     }
@@ -287,8 +285,8 @@ static void on_migrate_step(coord_dqlite_req_t *req, int status)
         int rv = coord_migrator_done(&c->mig, version);
         if (rv != 0) {
             snprintf(c->last_error, sizeof c->last_error,
-                     "database schema_version %" PRId64 " is newer than this binary's %d",
-                     version, coord_schema_latest_version());
+                     "database schema_version %" PRId64 " is newer than this binary's %d", version,
+                     coord_schema_latest_version());
             migrate_fail(c);
             return;
         }
@@ -339,8 +337,8 @@ static void migrate_run(struct coordinator *c)
             coord_dqlite_int(st.applied_at_ms),
         };
         uint32_t n = 0;
-        calls[n++] = (coord_dqlite_call_t){.sql = coord_migrator_record_sql, .params = params,
-                                           .nparams = 3};
+        calls[n++] =
+            (coord_dqlite_call_t){.sql = coord_migrator_record_sql, .params = params, .nparams = 3};
         for (size_t i = 0; st.migration->stmts[i]; i++) {
             AX_ASSERT(n < MAX_CALLS);
             calls[n++] = (coord_dqlite_call_t){.sql = st.migration->stmts[i]};
@@ -349,8 +347,9 @@ static void migrate_run(struct coordinator *c)
         break;
     }
     case COORD_MIGRATOR_DONE:
-        AX_LOG_I(LOG, "node=%" PRIu64 " schema at version %" PRId64 " (%" PRIu64
-                      " migrations applied by this node)",
+        AX_LOG_I(LOG,
+                 "node=%" PRIu64 " schema at version %" PRId64 " (%" PRIu64
+                 " migrations applied by this node)",
                  c->id, c->schema_version, c->migrations_applied);
         ready(c);
         return;
@@ -360,8 +359,8 @@ static void migrate_run(struct coordinator *c)
         return;
     }
     if (rv != 0) {
-        snprintf(c->last_error, sizeof c->last_error, "%s: %s",
-                 coord_migrator_state_name(st.state), ax_strerror(rv));
+        snprintf(c->last_error, sizeof c->last_error, "%s: %s", coord_migrator_state_name(st.state),
+                 ax_strerror(rv));
         migrate_fail(c);
     }
 }
@@ -393,8 +392,8 @@ static void on_follower_version(coord_dqlite_req_t *req, int status)
         ready(c);
         return;
     }
-    snprintf(c->last_error, sizeof c->last_error, "leader has not migrated yet (version %" PRId64
-             ")", version);
+    snprintf(c->last_error, sizeof c->last_error,
+             "leader has not migrated yet (version %" PRId64 ")", version);
     migrate_retry(c);
 }
 
@@ -422,8 +421,9 @@ static void on_migrate_leader(coord_dqlite_req_t *req, int status)
         migrate_run(c);
         return;
     }
-    rv = coord_dqlite_query_sql(&c->req, c->db, "SELECT COALESCE(MAX(version), 0) FROM schema_version",
-                                NULL, 0, on_follower_version);
+    rv = coord_dqlite_query_sql(&c->req, c->db,
+                                "SELECT COALESCE(MAX(version), 0) FROM schema_version", NULL, 0,
+                                on_follower_version);
     if (rv != 0) {
         snprintf(c->last_error, sizeof c->last_error, "wait for schema: %s", ax_strerror(rv));
         migrate_retry(c);
@@ -477,8 +477,8 @@ static void on_poll_leader(coord_dqlite_req_t *req, int status)
     if (id != c->leader_id) {
         c->leader_changes++;
         if (id)
-            AX_LOG_I(LOG, "node=%" PRIu64 " leader is now node=%" PRIu64 " address=%s%s", c->id,
-                     id, req->node.address, id == c->id ? " (this node)" : "");
+            AX_LOG_I(LOG, "node=%" PRIu64 " leader is now node=%" PRIu64 " address=%s%s", c->id, id,
+                     req->node.address, id == c->id ? " (this node)" : "");
         else
             AX_LOG_W(LOG, "node=%" PRIu64 " no leader: %s", c->id,
                      status ? ax_strerror(status) : "none elected");
@@ -513,11 +513,11 @@ static int put(ax_buf_t *b, const char *fmt, ...)
     return ax_buf_append(b, tmp, (size_t)n);
 }
 
-#define METRIC(b, name, type, help, ...)                                                    \
-    do {                                                                                    \
-        int rv_ = put(b, "# HELP " name " " help "\n# TYPE " name " " type "\n" __VA_ARGS__); \
-        if (rv_ != 0)                                                                       \
-            return rv_;                                                                     \
+#define METRIC(b, name, type, help, ...)                                                           \
+    do {                                                                                           \
+        int rv_ = put(b, "# HELP " name " " help "\n# TYPE " name " " type "\n" __VA_ARGS__);      \
+        if (rv_ != 0)                                                                              \
+            return rv_;                                                                            \
     } while (0)
 
 static int client_metrics(ax_buf_t *b, struct coordinator *c)
@@ -638,7 +638,8 @@ static void stop(struct coordinator *c, int exit_code)
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct coordinator *c = s->data;
-    AX_LOG_I(LOG, "node=%" PRIu64 " stopping on %s", c->id, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    AX_LOG_I(LOG, "node=%" PRIu64 " stopping on %s", c->id,
+             signum == SIGTERM ? "SIGTERM" : "SIGINT");
     stop(c, 0);
 }
 
@@ -696,8 +697,8 @@ int main(int argc, char **argv)
     ax_log_set_level(c->cfg.log_level);
 
     int fresh = 0;
-    if (coord__node_resolve_id(c->cfg.data_dir, c->cfg.node_id, c->cfg.njoin > 0,
-                               c->cfg.address, &c->id, &fresh, err) != 0) {
+    if (coord__node_resolve_id(c->cfg.data_dir, c->cfg.node_id, c->cfg.njoin > 0, c->cfg.address,
+                               &c->id, &fresh, err) != 0) {
         AX_LOG_E(LOG, "%s", err);
         return 1;
     }

@@ -18,10 +18,10 @@
 #include "aethex/common/alloc.h"
 #include "aethex/common/log.h"
 
-#define ERR(code, ...)                                                                      \
-    do {                                                                                    \
-        snprintf(errmsg, AX_ERRMSG_LEN, __VA_ARGS__);                                       \
-        return (code);                                                                      \
+#define ERR(code, ...)                                                                             \
+    do {                                                                                           \
+        snprintf(errmsg, AX_ERRMSG_LEN, __VA_ARGS__);                                              \
+        return (code);                                                                             \
     } while (0)
 
 /* dqlite's reserved id for bootstrapping (dqlite.h); never ours. */
@@ -115,7 +115,7 @@ int coord__node_resolve_id(const char *data_dir, uint64_t configured, int joinin
     *fresh = rv == 0;
     if (rv == 1) {
         if (configured != 0 && configured != stored)
-            ERR(AX_EINVAL, "data-dir %.200s belongs to node %" PRIu64 ", not %" PRIu64, data_dir,
+            ERR(AX_EINVAL, "data-dir %.120s belongs to node %" PRIu64 ", not %" PRIu64, data_dir,
                 stored, configured);
         *id = stored;
         return 0;

@@ -32,12 +32,18 @@
 #define JSON_ARRAY_COL(c) c " TEXT NOT NULL DEFAULT '[]'" JSON_ARRAY_CHECK(c)
 #define TIME_NOW_COL(c) c " INTEGER NOT NULL DEFAULT " NOW_MS
 #define FK(t, action) " REFERENCES " t " (id) ON DELETE " action " ON UPDATE CASCADE"
-#define SHA256_COL(c) c " BLOB NOT NULL UNIQUE CHECK (typeof(" c ") = 'blob' AND length(" c ") = 32)"
+#define SHA256_COL(c)                                                                              \
+    c " BLOB NOT NULL UNIQUE CHECK (typeof(" c ") = 'blob' AND length(" c ") = 32)"
 
 /* Prisma's @updatedAt: stamp `col` unless the UPDATE set it (recursive_triggers is off). */
+/* clang-format off */
 #define TOUCH_TRIGGER(t, col)                                                               \
     "CREATE TRIGGER " t "_touch_" col " AFTER UPDATE ON " t " FOR EACH ROW WHEN NEW." col      \
     " = OLD." col " BEGIN UPDATE " t " SET " col " = " NOW_MS " WHERE id = NEW.id; END"
+/* clang-format on */
+
+/* The SQL below is laid out by hand, one column per line: keep the formatter away. */
+/* clang-format off */
 
 /* --- 1: the platform data model (schema.prisma) ------------------------------------------- */
 static const char *const m1_prisma_port[] = {
@@ -458,6 +464,8 @@ static const char *const m3_platform[] = {
     NULL,
 };
 
+/* clang-format on */
+
 const coord_migration_t coord_schema_migrations[] = {
     {1, "platform data model (schema.prisma port)", m1_prisma_port},
     {2, "indexes on foreign-key columns", m2_fk_indexes},
@@ -472,12 +480,11 @@ int coord_schema_latest_version(void)
 
 /* --- the migrator ------------------------------------------------------------------------ */
 
-static const char sql_ensure_table[] =
-    "CREATE TABLE IF NOT EXISTS schema_version ("
-    "  version INTEGER PRIMARY KEY,"
-    "  name TEXT NOT NULL,"
-    "  applied_at INTEGER NOT NULL"
-    ") STRICT";
+static const char sql_ensure_table[] = "CREATE TABLE IF NOT EXISTS schema_version ("
+                                       "  version INTEGER PRIMARY KEY,"
+                                       "  name TEXT NOT NULL,"
+                                       "  applied_at INTEGER NOT NULL"
+                                       ") STRICT";
 static const char sql_read_version[] = "SELECT COALESCE(MAX(version), 0) FROM schema_version";
 const char coord_migrator_record_sql[] =
     "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)";

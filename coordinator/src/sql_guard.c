@@ -13,19 +13,19 @@
 #include "aethex/common/util.h"
 #include "aethex/coordinator/schema.h"
 
-#define ERR(code, ...)                                                                      \
-    do {                                                                                    \
-        snprintf(errmsg, AX_ERRMSG_LEN, __VA_ARGS__);                                       \
-        rv = (code);                                                                        \
-        goto out;                                                                           \
+#define ERR(code, ...)                                                                             \
+    do {                                                                                           \
+        snprintf(errmsg, AX_ERRMSG_LEN, __VA_ARGS__);                                              \
+        rv = (code);                                                                               \
+        goto out;                                                                                  \
     } while (0)
 
 /* PRAGMAs whose argument is a table or index name: they only read, with or without it. The
  * authorizer cannot tell `PRAGMA x(v)` from `PRAGMA x = v`, which is why the PRAGMAs that
  * a value would make write are in the second list, allowed only without one. */
 static const char *const read_pragmas_with_arg[] = {
-    "table_info", "table_xinfo", "table_list", "index_list", "index_info", "index_xinfo",
-    "foreign_key_list", "foreign_key_check",
+    "table_info", "table_xinfo", "table_list",       "index_list",
+    "index_info", "index_xinfo", "foreign_key_list", "foreign_key_check",
 };
 static const char *const read_pragmas_no_arg[] = {
     "schema_version", "user_version", "collation_list", "function_list", "compile_options",

@@ -103,8 +103,8 @@ static void config__limits_are_enforced(void **state)
     assert_ax_err(coord_config_parse_text(&c, huge, sizeof huge - 1, err), AX_EMSGSIZE);
     char join[1024] = "join = ";
     for (int i = 0; i <= COORD_CONFIG_MAX_JOIN; i++)
-        snprintf(join + strlen(join), sizeof join - strlen(join), "%s127.0.0.1:%d",
-                 i ? "," : "", 9000 + i);
+        snprintf(join + strlen(join), sizeof join - strlen(join), "%s127.0.0.1:%d", i ? "," : "",
+                 9000 + i);
     assert_ax_err(parse(&c, join, err), AX_ENOSPC);
     char dir[COORD_CONFIG_MAX_PATH + 20];
     memset(dir, 'd', sizeof dir - 1);
@@ -122,8 +122,13 @@ static void config__flags_override_the_file(void **state)
     const char text[] = "address = 127.0.0.1:7001\ndata-dir = /tmp/from-file\nhttp = 127.0.0.1:0\n";
     assert_int_equal(write(fd, text, sizeof text - 1), (ssize_t)(sizeof text - 1));
     close(fd);
-    char *argv[] = {"aethex-coordinator", "--address=127.0.0.1:7002", "--config", path,
-                    "--join", "127.0.0.1:7001", NULL};
+    char *argv[] = {"aethex-coordinator",
+                    "--address=127.0.0.1:7002",
+                    "--config",
+                    path,
+                    "--join",
+                    "127.0.0.1:7001",
+                    NULL};
     coord_config_t c;
     char err[AX_ERRMSG_LEN] = "";
     int help = 0;

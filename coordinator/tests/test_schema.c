@@ -75,8 +75,8 @@ static int drive_one(coord_migrator_t *m, sqlite3 *db)
     coord_migrator_step_t st;
     coord_migrator_step(m, 1764000000000ULL, &st);
     int64_t version = 0;
-    int rc = st.state == COORD_MIGRATOR_APPLY ? run_apply(db, &st)
-                                                : run_sql(db, st.sql, NULL, &version);
+    int rc =
+        st.state == COORD_MIGRATOR_APPLY ? run_apply(db, &st) : run_sql(db, st.sql, NULL, &version);
     if (rc == SQLITE_OK)
         coord_migrator_done(m, version);
     else
@@ -139,8 +139,11 @@ static int setup(void **state)
     assert_int_equal(m.applied, (int)coord_schema_migration_count);
     exec_ok(f.db, "INSERT INTO users (id, supabase_id, username, email) VALUES"
                   " ('u1', 's1', 'alice', 'a@x'), ('u2', 's2', 'bob', 'b@x')");
-    exec_ok(f.db, "INSERT INTO channels (id, user_id, name, slug) VALUES ('c1', 'u1', 'Alice', 'alice')");
-    exec_ok(f.db, "INSERT INTO streams (id, channel_id, title, stream_key) VALUES ('s1', 'c1', 't', 'k1')");
+    exec_ok(f.db,
+            "INSERT INTO channels (id, user_id, name, slug) VALUES ('c1', 'u1', 'Alice', 'alice')");
+    exec_ok(
+        f.db,
+        "INSERT INTO streams (id, channel_id, title, stream_key) VALUES ('s1', 'c1', 't', 'k1')");
     *state = &f;
     return 0;
 }
@@ -183,10 +186,30 @@ static void schema__every_table_exists(void **state)
 {
     struct fixture *f = *state;
     static const char *const tables[] = {
-        "users", "user_preferences", "channels", "channel_stats", "streams", "followers",
-        "notifications", "chat_messages", "subscription_tiers", "subscriptions", "donations",
-        "vods", "clips", "clip_likes", "watch_history", "polls", "poll_options", "poll_votes",
-        "edges", "regions", "stream_keys", "sessions", "moderation_actions", "schema_version",
+        "users",
+        "user_preferences",
+        "channels",
+        "channel_stats",
+        "streams",
+        "followers",
+        "notifications",
+        "chat_messages",
+        "subscription_tiers",
+        "subscriptions",
+        "donations",
+        "vods",
+        "clips",
+        "clip_likes",
+        "watch_history",
+        "polls",
+        "poll_options",
+        "poll_votes",
+        "edges",
+        "regions",
+        "stream_keys",
+        "sessions",
+        "moderation_actions",
+        "schema_version",
     };
     char sql[256];
     for (size_t i = 0; i < AX_ARRAY_SIZE(tables); i++) {
@@ -249,8 +272,9 @@ static void schema__unique_constraints_refuse_duplicates(void **state)
                                     " ('s3', 'alice', 'c@x')"),
                      SQLITE_CONSTRAINT_UNIQUE);
     exec_ok(f->db, "INSERT INTO followers (user_id, channel_id) VALUES ('u2', 'c1')");
-    assert_int_equal(exec_rc(f->db, "INSERT INTO followers (user_id, channel_id) VALUES ('u2', 'c1')"),
-                     SQLITE_CONSTRAINT_UNIQUE);
+    assert_int_equal(
+        exec_rc(f->db, "INSERT INTO followers (user_id, channel_id) VALUES ('u2', 'c1')"),
+        SQLITE_CONSTRAINT_UNIQUE);
     exec_ok(f->db, "INSERT INTO streams (channel_id, title, stream_key, scheduled_at) VALUES"
                    " ('c1', 'a', 'k2', 100)");
     assert_int_equal(exec_rc(f->db, "INSERT INTO streams (channel_id, title, stream_key,"
@@ -320,31 +344,35 @@ static void schema__foreign_keys_refuse_orphans(void **state)
 static void schema__deleting_a_user_cascades(void **state)
 {
     struct fixture *f = *state;
-    exec_ok(f->db,
-            "INSERT INTO channel_stats (channel_id) VALUES ('c1');"
-            "INSERT INTO chat_messages (stream_id, user_id, message) VALUES ('s1', 'u2', 'hi');"
-            "INSERT INTO vods (id, stream_id) VALUES ('v1', 's1');"
-            "INSERT INTO clips (id, vod_id, channel_id, creator_id, title, slug, video_url)"
-            "  VALUES ('k1', 'v1', 'c1', 'u2', 'c', 'clip-1', '/c/1.mp4');"
-            "INSERT INTO clip_likes (user_id, clip_id) VALUES ('u2', 'k1');"
-            "INSERT INTO polls (id, stream_id, question) VALUES ('p1', 's1', 'q?');"
-            "INSERT INTO poll_options (id, poll_id, option) VALUES ('o1', 'p1', 'yes');"
-            "INSERT INTO poll_votes (option_id, user_id) VALUES ('o1', 'u2');"
-            "INSERT INTO subscriptions (subscriber_id, channel_id, tier, price_cents)"
-            "  VALUES ('u2', 'c1', 'basic', 499);"
-            "INSERT INTO donations (donor_id, channel_id, amount_cents) VALUES ('u2', 'c1', 100);"
-            "INSERT INTO notifications (user_id, channel_id, type, title)"
-            "  VALUES ('u2', 'c1', 'stream_started', 'live');"
-            "INSERT INTO watch_history (user_id, stream_id, vod_id) VALUES ('u2', 's1', 'v1');"
-            "INSERT INTO stream_keys (channel_id, key_hash) VALUES ('c1', randomblob(32));"
-            "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ('u1', randomblob(32), 1);"
-            "INSERT INTO moderation_actions (channel_id, target_user_id, moderator_id, action)"
-            "  VALUES ('c1', 'u2', 'u1', 'ban');");
+    exec_ok(
+        f->db,
+        "INSERT INTO channel_stats (channel_id) VALUES ('c1');"
+        "INSERT INTO chat_messages (stream_id, user_id, message) VALUES ('s1', 'u2', 'hi');"
+        "INSERT INTO vods (id, stream_id) VALUES ('v1', 's1');"
+        "INSERT INTO clips (id, vod_id, channel_id, creator_id, title, slug, video_url)"
+        "  VALUES ('k1', 'v1', 'c1', 'u2', 'c', 'clip-1', '/c/1.mp4');"
+        "INSERT INTO clip_likes (user_id, clip_id) VALUES ('u2', 'k1');"
+        "INSERT INTO polls (id, stream_id, question) VALUES ('p1', 's1', 'q?');"
+        "INSERT INTO poll_options (id, poll_id, option) VALUES ('o1', 'p1', 'yes');"
+        "INSERT INTO poll_votes (option_id, user_id) VALUES ('o1', 'u2');"
+        "INSERT INTO subscriptions (subscriber_id, channel_id, tier, price_cents)"
+        "  VALUES ('u2', 'c1', 'basic', 499);"
+        "INSERT INTO donations (donor_id, channel_id, amount_cents) VALUES ('u2', 'c1', 100);"
+        "INSERT INTO notifications (user_id, channel_id, type, title)"
+        "  VALUES ('u2', 'c1', 'stream_started', 'live');"
+        "INSERT INTO watch_history (user_id, stream_id, vod_id) VALUES ('u2', 's1', 'v1');"
+        "INSERT INTO stream_keys (channel_id, key_hash) VALUES ('c1', randomblob(32));"
+        "INSERT INTO sessions (user_id, token_hash, expires_at) VALUES ('u1', randomblob(32), 1);"
+        "INSERT INTO moderation_actions (channel_id, target_user_id, moderator_id, action)"
+        "  VALUES ('c1', 'u2', 'u1', 'ban');");
     exec_ok(f->db, "DELETE FROM users WHERE id = 'u1'");
     static const char *const emptied[] = {
-        "channels", "channel_stats", "streams", "chat_messages", "vods", "clips", "clip_likes",
-        "polls", "poll_options", "poll_votes", "subscriptions", "donations", "stream_keys",
-        "sessions", "moderation_actions", "user_preferences",
+        "channels",         "channel_stats", "streams",
+        "chat_messages",    "vods",          "clips",
+        "clip_likes",       "polls",         "poll_options",
+        "poll_votes",       "subscriptions", "donations",
+        "stream_keys",      "sessions",      "moderation_actions",
+        "user_preferences",
     };
     char sql[128];
     for (size_t i = 0; i < AX_ARRAY_SIZE(emptied); i++) {
@@ -353,8 +381,8 @@ static void schema__deleting_a_user_cascades(void **state)
             fail_msg("%s not emptied by the cascade", emptied[i]);
     }
     /* SetNull relations keep the child and clear the reference. */
-    assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM notifications WHERE channel_id IS NULL"),
-                     1);
+    assert_int_equal(
+        query_int(f->db, "SELECT COUNT(*) FROM notifications WHERE channel_id IS NULL"), 1);
     assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM watch_history WHERE stream_id IS NULL"
                                       " AND vod_id IS NULL"),
                      1);
@@ -418,7 +446,7 @@ static void schema__racing_migrators_apply_each_version_once(void **state)
     }
     assert_int_equal(ma.state, COORD_MIGRATOR_APPLY);
     assert_int_equal(mb.state, COORD_MIGRATOR_APPLY);
-    assert_int_equal(drive_one(&ma, a), SQLITE_OK); /* A applies 1 */
+    assert_int_equal(drive_one(&ma, a), SQLITE_OK);                    /* A applies 1 */
     assert_int_equal(drive_one(&mb, b), SQLITE_CONSTRAINT_PRIMARYKEY); /* B lost the race */
     assert_int_equal(mb.state, COORD_MIGRATOR_READ_VERSION);
     assert_int_equal(mb.retries, 1);
@@ -446,7 +474,7 @@ static void schema__locked_database_is_retried(void **state)
     coord_migrator_init(&m, coord_schema_latest_version());
     assert_int_equal(drive_one(&m, b), SQLITE_OK); /* ensure table */
     assert_int_equal(drive_one(&m, b), SQLITE_OK); /* read 0 */
-    exec_ok(a, "BEGIN IMMEDIATE"); /* another writer holds the lock */
+    exec_ok(a, "BEGIN IMMEDIATE");                 /* another writer holds the lock */
     assert_int_equal(drive_one(&m, b) & 0xff, SQLITE_BUSY);
     assert_int_equal(m.state, COORD_MIGRATOR_READ_VERSION);
     assert_int_equal(query_int(a, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'users'"), 0);
@@ -495,7 +523,8 @@ static void schema__fatal_error_rolls_back_and_fails(void **state)
     drive(&m, db);
     assert_int_equal(m.state, COORD_MIGRATOR_FAILED);
     assert_int_equal(query_int(db, "SELECT COUNT(*) FROM schema_version"), 0);
-    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'channels'"), 0);
+    assert_int_equal(query_int(db, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'channels'"),
+                     0);
     assert_string_equal(coord_migrator_state_name(m.state), "failed");
     sqlite3_close(db);
 }

@@ -22,7 +22,8 @@ static void sql_guard__reads_pass(void **state)
     assert_ax_err(check("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n"
                         " WHERE x < 3) SELECT x FROM n"),
                   0);
-    assert_ax_err(check("SELECT version, name FROM schema_version ORDER BY version;  -- done\n"), 0);
+    assert_ax_err(check("SELECT version, name FROM schema_version ORDER BY version;  -- done\n"),
+                  0);
     assert_ax_err(check("PRAGMA table_info(streams)"), 0);
     assert_ax_err(check("PRAGMA user_version"), 0);
     assert_ax_err(check("SELECT name FROM sqlite_schema WHERE type = 'table'"), 0);

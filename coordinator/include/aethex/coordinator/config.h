@@ -23,22 +23,23 @@
 #define COORD_CONFIG_MAX_JOIN 7 /* members listed in `join`: a 5-voter cluster plus spares */
 
 typedef struct coord_config {
-    uint64_t node_id;                            /* 0: automatic (docs/coordinator.md) */
-    char address[COORD_CONFIG_MAX_ADDRESS + 1];  /* dqlite: raft + clients, TCP */
+    uint64_t node_id;                           /* 0: automatic (docs/coordinator.md) */
+    char address[COORD_CONFIG_MAX_ADDRESS + 1]; /* dqlite: raft + clients, TCP */
     char data_dir[COORD_CONFIG_MAX_PATH + 1];
     char join[COORD_CONFIG_MAX_JOIN][COORD_CONFIG_MAX_ADDRESS + 1];
     uint32_t njoin;
-    char http[COORD_CONFIG_MAX_ADDRESS + 1];     /* /metrics listener; "" disables it */
+    char http[COORD_CONFIG_MAX_ADDRESS + 1]; /* /metrics listener; "" disables it */
     ax_log_level_t log_level;
-    uint32_t network_latency_ms;                 /* dqlite: heartbeat 1.5x, election 15x */
-    uint32_t snapshot_threshold;                 /* 0: dqlite's default */
-    uint32_t snapshot_trailing;                  /* 0: dqlite's default */
-    uint32_t join_timeout_ms;                    /* give up joining (exit 1) after this */
-    uint32_t migrate_timeout_ms;                 /* give up migrating/waiting (exit 1) after this */
+    uint32_t network_latency_ms; /* dqlite: heartbeat 1.5x, election 15x */
+    uint32_t snapshot_threshold; /* 0: dqlite's default */
+    uint32_t snapshot_trailing;  /* 0: dqlite's default */
+    uint32_t join_timeout_ms;    /* give up joining (exit 1) after this */
+    uint32_t migrate_timeout_ms; /* give up migrating/waiting (exit 1) after this */
 } coord_config_t;
 
 /* Fills the defaults: address 127.0.0.1:9001, data_dir var/coordinator, http 127.0.0.1:9080,
- * log level info, network latency 50 ms, join timeout 60 s, migrate timeout 60 s, everything else 0/empty. */
+ * log level info, network latency 50 ms, join timeout 60 s, migrate timeout 60 s, everything else
+ * 0/empty. */
 void coord_config_default(coord_config_t *c);
 
 /* Sets one key from its text value (both borrowed). Returns 0, or AX_ENOENT (unknown key) /

@@ -34,9 +34,9 @@
 #include <stdint.h>
 
 typedef struct coord_migration {
-    int version;               /* 1, 2, 3, ... in array order */
-    const char *name;          /* short description, stored in schema_version.name */
-    const char *const *stmts;  /* NULL-terminated; one SQL statement each, no trailing ';' */
+    int version;              /* 1, 2, 3, ... in array order */
+    const char *name;         /* short description, stored in schema_version.name */
+    const char *const *stmts; /* NULL-terminated; one SQL statement each, no trailing ';' */
 } coord_migration_t;
 
 /* Every migration, in order. Static data; never freed. */
@@ -64,18 +64,18 @@ extern const char coord_migrator_record_sql[];
 /* What the driver must run next. */
 typedef struct coord_migrator_step {
     coord_migrator_state_t state;
-    const char *sql;                     /* ENSURE_TABLE (exec), READ_VERSION (query: one
-                                          * integer); static text. NULL otherwise. */
-    const coord_migration_t *migration;  /* APPLY: record, then migration->stmts, atomically */
-    int64_t applied_at_ms;               /* APPLY: the third parameter of the record */
+    const char *sql;                    /* ENSURE_TABLE (exec), READ_VERSION (query: one
+                                         * integer); static text. NULL otherwise. */
+    const coord_migration_t *migration; /* APPLY: record, then migration->stmts, atomically */
+    int64_t applied_at_ms;              /* APPLY: the third parameter of the record */
 } coord_migrator_step_t;
 
 typedef struct coord_migrator {
     coord_migrator_state_t state;
-    int target;     /* apply up to this version */
-    int current;    /* the version last read */
-    int applied;    /* migrations this migrator committed */
-    int retries;    /* retryable failures (lost races, locks, leader changes, unknown outcomes) */
+    int target;  /* apply up to this version */
+    int current; /* the version last read */
+    int applied; /* migrations this migrator committed */
+    int retries; /* retryable failures (lost races, locks, leader changes, unknown outcomes) */
 } coord_migrator_t;
 
 /* Starts a migrator that brings the database to `target` (usually the latest version).
