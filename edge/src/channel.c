@@ -99,6 +99,7 @@ static void hls_config(const edge_config_t *c, media_hls_config_t *h)
     h->segment_target_ms = c->segment_ms;
     h->part_target_ms = c->part_ms < c->segment_ms ? c->part_ms : c->segment_ms;
     h->window_segments = c->window_segments < 3 ? 3 : c->window_segments;
+    h->retain_segments = c->retain_segments;
 }
 
 int edge_channel_start(struct edge *e)

@@ -33,7 +33,8 @@ void edge_config_default(edge_config_t *c)
     c->hold_timeout_ms = 0;
     c->part_ms = 333;
     c->segment_ms = 2000;
-    c->window_segments = 6;
+    c->window_segments = 5;
+    c->retain_segments = 1;
     c->channel_linger_ms = 60000;
     c->shutdown_grace_ms = 3000;
 }
@@ -124,7 +125,10 @@ static const struct opt opts[] = {
      "blocking reload hold (0 = 3 x target duration)"},
     {"part-ms", OPT_U32, OFF(part_ms), 50, 5000, "LL-HLS part duration"},
     {"segment-ms", OPT_U32, OFF(segment_ms), 500, 20000, "segment target duration"},
-    {"window-segments", OPT_U32, OFF(window_segments), 2, 1000, "segments kept per rendition"},
+    {"window-segments", OPT_U32, OFF(window_segments), 3, 1000,
+     "segments listed per media playlist (>= 3 x target duration of media)"},
+    {"retain-segments", OPT_U32, OFF(retain_segments), 0, 100,
+     "segments kept in memory after they leave the playlist"},
     {"channel-linger-ms", OPT_U32, OFF(channel_linger_ms), 0, 86400000,
      "keep an unpublished channel this long"},
     {"shutdown-grace-ms", OPT_U32, OFF(shutdown_grace_ms), 0, 600000, "graceful stop deadline"},

@@ -53,7 +53,8 @@ typedef struct edge_config {
     uint32_t hold_timeout_ms;   /* blocking reload hold; 0 = 3 x target duration */
     uint32_t part_ms;           /* LL-HLS part target duration */
     uint32_t segment_ms;        /* segment target duration */
-    uint32_t window_segments;   /* segments kept in memory per rendition */
+    uint32_t window_segments;   /* segments listed per media playlist */
+    uint32_t retain_segments;   /* kept in memory after leaving the playlist */
     uint32_t channel_linger_ms; /* keep a channel with no publisher this long */
     uint32_t shutdown_grace_ms; /* how long a stop waits for responses and flushes */
 } edge_config_t;
