@@ -1,5 +1,6 @@
 #include "ax_test.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -656,7 +657,7 @@ TEST(session__withdrawn_publish)
 TEST(session__delete_stream_needs_an_exact_id)
 {
     client_to_publish(f, "k");
-    const double ids[] = {1.5, 0.0 / 0.0, 65, -1};
+    const double ids[] = {1.5, NAN, 65, -1};
     for (size_t i = 0; i < AX_ARRAY_SIZE(ids); i++) {
         cmd_begin(f, "deleteStream", 7);
         assert_ax_err(media_amf0_put_null(&f->amf), 0);
