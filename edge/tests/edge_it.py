@@ -695,6 +695,15 @@ def t_publish_rules(a, tmp):
         master = wait_master(edge, "demo")
         check(path.endswith([u for k, u in renditions(master) if k == "video"][0]),
               "the reconnect changed the rendition URLs")
+        # SIGHUP re-reads the keys file: a channel added to it can publish at once.
+        key2 = "k" + os.urandom(12).hex()
+        with open(keys, "a") as f:
+            f.write("second-ch %s\n" % key2)
+        edge.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "keys reloaded: 2 channel(s)" in edge.log_text(), 5, "the keys reload")
+        fourth = publisher(edge.rtmp, key2, 5, tmp=tmp, name="fourth")
+        pubs.append(fourth)
+        wait_master(edge, "second-ch", 10)
         check(edge.stop() == 0, "edge did not stop cleanly")
     finally:
         for p in pubs:
