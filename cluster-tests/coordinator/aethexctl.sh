@@ -66,6 +66,8 @@ expect_exit 2 "$CTL" --coordinator "${ADDRS[n1]}" cluster frobnicate
 expect_exit 2 "$CTL" --coordinator "${ADDRS[n1]}" cluster remove notanumber
 expect_exit 2 "$CTL" --coordinator "localhost:1" cluster status
 expect_exit 2 "$CTL" --bogus
+expect_exit 2 "$CTL" --json --coordinator "${ADDRS[n1]}" cluster promote 77 king
+js 'assert d["error"]["code"] == "usage", d' <"$T/out" || fail "json usage error: $(cat "$T/out")"
 log "usage errors (exit 2)"
 
 # unreachable: bounded, exit 3, clear message

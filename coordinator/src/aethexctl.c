@@ -387,8 +387,16 @@ static int parse_id(const char *s, uint64_t *id)
     return 0;
 }
 
+static int usage_json; /* --json seen: usage errors are JSON on stdout too */
+
 static int usage_error(const char *msg)
 {
+    if (usage_json) {
+        json_t *o = json_pack("{s:{s:s,s:s}}", "error", "code", "usage", "message", msg);
+        json_dumpf(o, stdout, JSON_COMPACT);
+        fputc('\n', stdout);
+        json_decref(o);
+    }
     fprintf(stderr, "aethexctl: %s\n%s", msg, usage);
     return EXIT_USAGE;
 }
@@ -417,13 +425,11 @@ int main(int argc, char **argv)
             return 0;
         }
         if (strcmp(name, "--json") == 0) {
-            c->json = 1;
+            c->json = usage_json = 1;
             continue;
         }
-        if (strcmp(name, "--coordinator") != 0 && strcmp(name, "--timeout-ms") != 0) {
-            fprintf(stderr, "aethexctl: unknown option '%s'\n%s", name, usage);
-            return EXIT_USAGE;
-        }
+        if (strcmp(name, "--coordinator") != 0 && strcmp(name, "--timeout-ms") != 0)
+            return usage_error("unknown option");
         if (v)
             v++;
         else if (i + 1 < argc)
@@ -497,10 +503,8 @@ int main(int argc, char **argv)
          m = strtok_r(NULL, ",", &save)) {
         if (nmembers == MAX_MEMBERS)
             return usage_error("--coordinator: too many members");
-        if (coord_config_check_address(m, 0) != 0) {
-            fprintf(stderr, "aethexctl: --coordinator: '%s' is not a numeric host:port\n", m);
-            return EXIT_USAGE;
-        }
+        if (coord_config_check_address(m, 0) != 0)
+            return usage_error("--coordinator: members must be numeric host:port");
         members[nmembers++] = m;
     }
     if (nmembers == 0)

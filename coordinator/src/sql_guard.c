@@ -31,6 +31,55 @@ static const char *const read_pragmas_no_arg[] = {
     "schema_version", "user_version", "collation_list", "function_list", "compile_options",
 };
 
+/* Names of the authorizer's action codes that a refused statement typically hits. */
+static const char *action_name(int action)
+{
+    switch (action) {
+    case SQLITE_INSERT:
+        return "INSERT";
+    case SQLITE_UPDATE:
+        return "UPDATE";
+    case SQLITE_DELETE:
+        return "DELETE";
+    case SQLITE_CREATE_TABLE:
+    case SQLITE_CREATE_INDEX:
+    case SQLITE_CREATE_VIEW:
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_CREATE_TEMP_TABLE:
+    case SQLITE_CREATE_TEMP_INDEX:
+    case SQLITE_CREATE_TEMP_VIEW:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+    case SQLITE_CREATE_VTABLE:
+        return "CREATE";
+    case SQLITE_DROP_TABLE:
+    case SQLITE_DROP_INDEX:
+    case SQLITE_DROP_VIEW:
+    case SQLITE_DROP_TRIGGER:
+    case SQLITE_DROP_TEMP_TABLE:
+    case SQLITE_DROP_TEMP_INDEX:
+    case SQLITE_DROP_TEMP_VIEW:
+    case SQLITE_DROP_TEMP_TRIGGER:
+    case SQLITE_DROP_VTABLE:
+        return "DROP";
+    case SQLITE_ALTER_TABLE:
+        return "ALTER";
+    case SQLITE_TRANSACTION:
+        return "a transaction";
+    case SQLITE_SAVEPOINT:
+        return "SAVEPOINT";
+    case SQLITE_ATTACH:
+        return "ATTACH";
+    case SQLITE_DETACH:
+        return "DETACH";
+    case SQLITE_REINDEX:
+        return "REINDEX";
+    case SQLITE_ANALYZE:
+        return "ANALYZE";
+    default:
+        return "a write";
+    }
+}
+
 struct guard {
     int denied;
     char what[96];
@@ -58,7 +107,8 @@ static int authorize(void *data, int action, const char *a, const char *b, const
         snprintf(g->what, sizeof g->what, "PRAGMA %.40s%s", a ? a : "?", b ? " with a value" : "");
         break;
     default:
-        snprintf(g->what, sizeof g->what, "action %d (%.40s)", action, a ? a : "-");
+        snprintf(g->what, sizeof g->what, "%s%s%.40s", action_name(action), a ? " " : "",
+                 a ? a : "");
         break;
     }
     g->denied++;
