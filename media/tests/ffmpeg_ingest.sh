@@ -11,7 +11,7 @@
 # usage: ffmpeg_ingest.sh PATH/TO/aethex-rtmp-probe
 set -euo pipefail
 
-probe="$1"
+probe="$(readlink -f "$1")"
 work="$(mktemp -d)"
 probe_pid=""
 cleanup() {
@@ -80,16 +80,17 @@ for line in open(sys.argv[2]):
     got[t].append((int(dts), int(pts), int(size), int(key)))
 ok = True
 for t in ("video", "audio"):
-    if len(exp[t]) != len(got[t]):
+    same = len(exp[t]) == len(got[t])
+    if not same:
         print(f"{t}: ffprobe {len(exp[t])} frames, library {len(got[t])}")
-        ok = False
     for i, (e, g) in enumerate(zip(exp[t], got[t])):
         if e != g:
             print(f"{t} frame {i}: ffprobe (dts, pts, size, key) {e}, library {g}")
-            ok = False
+            same = False
             break
-    print(f"{t}: {len(got[t])} frames, {sum(k for *_, k in got[t])} keyframes, "
-          f"{'all equal' if ok else 'MISMATCH'}")
+    ok = ok and same
+    print(f"{t}: {len(got[t])} frames, {sum(1 for *_, k in got[t] if k == 1)} keyframes, "
+          f"{'all equal' if same else 'MISMATCH'}")
 sys.exit(0 if ok and exp["video"] and exp["audio"] else 1)
 EOF
 
