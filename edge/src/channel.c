@@ -161,8 +161,20 @@ static void make_id(char *out, size_t size)
 int edge_channel_publish_begin(struct edge_channel *ch, struct rtmp_conn *conn)
 {
     struct edge *e = ch->edge;
-    if (ch->publisher)
-        return AX_ELIVE;
+    if (ch->publisher) {
+        /* An encoder that reconnects after a network cut often comes back before the edge
+         * has noticed the old connection is dead (no FIN ever arrived). A publisher that
+         * has sent nothing for publisher-takeover-ms is that ghost: the new one replaces it.
+         * A publisher that is still sending keeps the channel. */
+        uint64_t idle = edge_rtmp_conn_idle_ms(ch->publisher, edge_now_ms(e));
+        if (e->cfg.publisher_takeover_ms == 0 || idle < e->cfg.publisher_takeover_ms)
+            return AX_ELIVE;
+        AX_LOG_W("edge channel", "channel=%s stale publisher (silent %llu ms) replaced", ch->name,
+                 (unsigned long long)idle);
+        edge_rtmp_conn_kick(ch->publisher, "replaced by a new publisher (was silent)");
+        if (ch->publisher)
+            return AX_ELIVE;
+    }
     if (!ch->hls) {
         media_hls_config_t h;
         hls_config(&e->cfg, &h);

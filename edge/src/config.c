@@ -36,6 +36,7 @@ void edge_config_default(edge_config_t *c)
     c->window_segments = 5;
     c->retain_segments = 1;
     c->channel_linger_ms = 60000;
+    c->publisher_takeover_ms = 5000;
     c->shutdown_grace_ms = 3000;
 }
 
@@ -129,6 +130,8 @@ static const struct opt opts[] = {
      "segments listed per media playlist (>= 3 x target duration of media)"},
     {"retain-segments", OPT_U32, OFF(retain_segments), 0, 100,
      "segments kept in memory after they leave the playlist"},
+    {"publisher-takeover-ms", OPT_U32, OFF(publisher_takeover_ms), 0, 3600000,
+     "a publisher silent this long yields its channel to a new one (0 = never)"},
     {"channel-linger-ms", OPT_U32, OFF(channel_linger_ms), 0, 86400000,
      "keep an unpublished channel this long"},
     {"shutdown-grace-ms", OPT_U32, OFF(shutdown_grace_ms), 0, 600000, "graceful stop deadline"},

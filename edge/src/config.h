@@ -49,14 +49,15 @@ typedef struct edge_config {
     uint32_t rtmp_max_message_len;
     uint32_t http_req_timeout_ms; /* h2o http1 request timeout (slowloris) */
     uint32_t http2_idle_timeout_ms;
-    uint32_t http_max_path;     /* longest request path accepted */
-    uint32_t hold_timeout_ms;   /* blocking reload hold; 0 = 3 x target duration */
-    uint32_t part_ms;           /* LL-HLS part target duration */
-    uint32_t segment_ms;        /* segment target duration */
-    uint32_t window_segments;   /* segments listed per media playlist */
-    uint32_t retain_segments;   /* kept in memory after leaving the playlist */
-    uint32_t channel_linger_ms; /* keep a channel with no publisher this long */
-    uint32_t shutdown_grace_ms; /* how long a stop waits for responses and flushes */
+    uint32_t http_max_path;         /* longest request path accepted */
+    uint32_t hold_timeout_ms;       /* blocking reload hold; 0 = 3 x target duration */
+    uint32_t part_ms;               /* LL-HLS part target duration */
+    uint32_t segment_ms;            /* segment target duration */
+    uint32_t window_segments;       /* segments listed per media playlist */
+    uint32_t retain_segments;       /* kept in memory after leaving the playlist */
+    uint32_t publisher_takeover_ms; /* a publisher silent this long yields to a new one */
+    uint32_t channel_linger_ms;     /* keep a channel with no publisher this long */
+    uint32_t shutdown_grace_ms;     /* how long a stop waits for responses and flushes */
 } edge_config_t;
 
 /* Fills the defaults: RTMP 127.0.0.1:1935, HTTP 127.0.0.1:8080, no TLS, info logs. */

@@ -96,6 +96,8 @@ void edge_rtmp_sweep(struct edge *e, uint64_t now_ms);
 /* Closes the publishing connection of a channel (used when a channel is dropped). */
 struct rtmp_conn;
 void edge_rtmp_conn_kick(struct rtmp_conn *c, const char *reason);
+/* Milliseconds since the connection last delivered a byte. */
+uint64_t edge_rtmp_conn_idle_ms(const struct rtmp_conn *c, uint64_t now_ms);
 
 /* --- channel.c -------------------------------------------------------------------------- */
 struct edge_channel;

@@ -196,6 +196,11 @@ void edge_rtmp_conn_kick(struct rtmp_conn *c, const char *reason)
     conn_close(c, reason, false, true);
 }
 
+uint64_t edge_rtmp_conn_idle_ms(const struct rtmp_conn *c, uint64_t now)
+{
+    return now > c->last_read_ms ? now - c->last_read_ms : 0;
+}
+
 /* --- session callbacks ------------------------------------------------------------------ */
 
 static int on_connect(media_rtmp_session_t *s, const media_rtmp_connect_info_t *info)

@@ -656,7 +656,7 @@ def t_publish_rules(a, tmp):
     keys = os.path.join(tmp, "keys")
     with open(keys, "w") as f:
         f.write("# test keys\ndemo %s\n" % key)
-    edge = Edge(a.edge, tmp, ["--keys-file", keys])
+    edge = Edge(a.edge, tmp, ["--keys-file", keys, "--publisher-takeover-ms", "1500"])
     pubs = []
     try:
         # An unknown key is refused.
@@ -668,18 +668,21 @@ def t_publish_rules(a, tmp):
         check("Server error: unknown stream key" in open(bad.log_path).read(),
               "the publisher was not told why: " + open(bad.log_path).read())
         # A player that asks for the master while the publish has no media yet is held until
-        # the stream has its first part (here: a raw client publishes without media, leaves,
-        # and the real publisher brings the media).
+        # the stream has its first part. Here a raw client publishes and then goes silent
+        # (an encoder whose network died without a FIN): after publisher-takeover-ms the
+        # real publisher replaces it, brings the media, and the held master is answered.
         raw = rtmp_publish_no_media(edge.rtmp, key)
         wait_for(lambda: "channel=demo publish started" in edge.log_text(), 5, "the raw publish")
         early = http.client.HTTPConnection("127.0.0.1", edge.http, timeout=20)
         early.request("GET", "/live/demo/index.m3u8")
-        time.sleep(0.5)
-        raw.close()
-        wait_for(lambda: "channel=demo closed" in edge.log_text(), 5, "the raw publisher to go")
+        time.sleep(1.7)
         # The right key publishes to channel "demo"; the key never appears in a URL.
         first = publisher(edge.rtmp, key, 9, tmp=tmp, name="first")
         pubs.append(first)
+        wait_for(lambda: "stale publisher (silent" in edge.log_text(), 8,
+                 "the silent publisher to be replaced")
+        check(closed_within(raw, 3), "the replaced publisher's connection stayed open")
+        raw.close()
         resp = early.getresponse()
         body = resp.read().decode()
         check(resp.status == 200 and "#EXT-X-STREAM-INF" in body,
