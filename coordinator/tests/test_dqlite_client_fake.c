@@ -24,7 +24,10 @@ enum mode {
     FAKE_OVERSIZED,       /* first QUERY_SQL: a header declaring 4 GiB */
     FAKE_DROP_COMMIT,     /* closes the connection on COMMIT */
     FAKE_DROP_BEGIN_ONCE, /* closes the connection on the first BEGIN */
+    FAKE_CHAOS,           /* seeded random faults on every reply (see chaos_request) */
 };
+
+#define CHAOS_IDS 4096
 
 struct fake {
     uv_loop_t *loop;
@@ -34,6 +37,9 @@ struct fake {
     int connections;
     int exec_sql, query_sql, begins, commits, pragmas;
     bool fired; /* the one-shot misbehaviour happened */
+    /* FAKE_CHAOS: what the "database" really did, to judge the client's reports. */
+    uint64_t rng;
+    int committed[CHAOS_IDS]; /* times each id was committed */
 };
 
 struct fake_conn {
@@ -41,10 +47,15 @@ struct fake_conn {
     struct fake *f;
     ax_buf_t in;
     bool handshaken;
+    bool stalled;              /* FAKE_CHAOS: stopped answering */
+    bool in_tx;                /* FAKE_CHAOS: a transaction is open */
+    int tx_ids[CHAOS_IDS];     /* ids inserted in the open transaction */
+    int ntx;
 };
 
 static void fc_closed(uv_handle_t *h)
 {
+    /* An open transaction dies with its connection: nothing of it was committed. */
     struct fake_conn *fc = h->data;
     ax_buf_close(&fc->in);
     test_free(fc);
@@ -121,10 +132,170 @@ static void reply_failure(struct fake_conn *fc, uint64_t code, const char *msg)
     ax_buf_close(&b);
 }
 
+/* ---- FAKE_CHAOS -----------------------------------------------------------------------
+ *
+ * A server that does the work (keeps a record of which ids it committed) but mangles the
+ * replies at random: correct, FAILURE with a real code, connection closed, truncated,
+ * garbage, a flipped bit, the wrong type, or silence. Requests are the client's own, so they
+ * are parsed without checks. The test then checks every report against the record.
+ * It never forges a FAILURE out of another reply: the protocol has no checksum, so a reply
+ * corrupted into a well-formed FAILURE is indistinguishable from a real refusal.
+ */
+static uint32_t chaos_rand(struct fake *f, uint32_t n)
+{
+    f->rng ^= f->rng << 13;
+    f->rng ^= f->rng >> 7;
+    f->rng ^= f->rng << 17;
+    return (uint32_t)(f->rng % n);
+}
+
+/* The int64 first parameter of an EXEC_SQL body (db, sql text, params tuple), or -1. */
+static int chaos_param_id(const struct coord_dqlite__msg *m)
+{
+    const uint8_t *p = m->body.base + 8;
+    size_t sql = strlen((const char *)p);
+    size_t off = 8 + coord_dqlite__pad8(sql + 1);
+    if (off + 16 > m->body.len || m->body.base[off] != 1)
+        return -1;
+    return (int)ax_rd_le64(m->body.base + off + 8);
+}
+
+static void chaos_commit(struct fake_conn *fc)
+{
+    for (int i = 0; i < fc->ntx; i++)
+        fc->f->committed[fc->tx_ids[i]]++;
+    fc->ntx = 0;
+    fc->in_tx = false;
+}
+
+static bool chaos_request(struct fake_conn *fc, const struct coord_dqlite__msg *m)
+{
+    struct fake *f = fc->f;
+    if (fc->stalled)
+        return true;
+    ax_buf_t b;
+    ax_buf_init(&b, 1 << 16);
+    size_t off;
+    bool setup = m->type == COORD_DQLITE__REQ_LEADER || m->type == COORD_DQLITE__REQ_OPEN;
+    const char *sql = m->type == COORD_DQLITE__REQ_EXEC_SQL ? (const char *)m->body.base + 8 : "";
+    setup = setup || strncmp(sql, "PRAGMA", 6) == 0;
+    /* Faults: 0 ok, 1 failure, 2 close, 3 truncate, 4 garbage, 5 bit flip, 6 wrong type,
+     * 7 silence. Connection setup fails rarely, so that work gets done. */
+    uint32_t fault = chaos_rand(f, 100);
+    fault = fault < (setup ? 95u : 90u) ? 0 : 1 + chaos_rand(f, 7);
+    static const uint64_t codes[] = {COORD_DQLITE__SQLITE_IOERR_NOT_LEADER,
+                                     COORD_DQLITE__SQLITE_IOERR_LEADERSHIP_LOST, 5, 2067, 1};
+    uint64_t code = codes[chaos_rand(f, AX_ARRAY_SIZE(codes))];
+    /* A FAILURE other than 10506 means the request did not run. */
+    bool runs = fault != 1 || code == COORD_DQLITE__SQLITE_IOERR_LEADERSHIP_LOST;
+
+    switch (m->type) {
+    case COORD_DQLITE__REQ_LEADER:
+        coord_dqlite__msg_begin(&b, COORD_DQLITE__RESP_SERVER, &off);
+        coord_dqlite__put_u64(&b, 1);
+        coord_dqlite__put_text(&b, AX_SLICE(f->addr, strlen(f->addr)));
+        break;
+    case COORD_DQLITE__REQ_OPEN:
+        coord_dqlite__msg_begin(&b, COORD_DQLITE__RESP_DB, &off);
+        coord_dqlite__put_u64(&b, 0);
+        break;
+    case COORD_DQLITE__REQ_CLUSTER:
+        coord_dqlite__msg_begin(&b, COORD_DQLITE__RESP_SERVERS, &off);
+        coord_dqlite__put_u64(&b, 1);
+        coord_dqlite__put_u64(&b, 1);
+        coord_dqlite__put_text(&b, AX_SLICE(f->addr, strlen(f->addr)));
+        coord_dqlite__put_u64(&b, 0);
+        break;
+    case COORD_DQLITE__REQ_QUERY_SQL:
+        coord_dqlite__msg_begin(&b, COORD_DQLITE__RESP_ROWS, &off);
+        coord_dqlite__put_u64(&b, 1);
+        coord_dqlite__put_text(&b, AX_SLICE_LIT("x"));
+        for (int i = 0; i < 3; i++) {
+            uint8_t hdr[8] = {COORD_DQLITE_INTEGER};
+            ax_buf_append(&b, hdr, 8);
+            coord_dqlite__put_u64(&b, (uint64_t)i);
+        }
+        coord_dqlite__put_u64(&b, COORD_DQLITE__ROWS_DONE);
+        break;
+    case COORD_DQLITE__REQ_EXEC_SQL: {
+        int id = chaos_param_id(m);
+        if (runs) {
+            if (strncmp(sql, "BEGIN", 5) == 0) {
+                fc->in_tx = true;
+                fc->ntx = 0;
+            } else if (strcmp(sql, "COMMIT") == 0) {
+                chaos_commit(fc);
+            } else if (strcmp(sql, "ROLLBACK") == 0) {
+                fc->in_tx = false;
+                fc->ntx = 0;
+            } else if (id >= 0 && id < CHAOS_IDS) {
+                if (fc->in_tx)
+                    fc->tx_ids[fc->ntx++] = id;
+                else
+                    f->committed[id]++;
+            }
+        }
+        coord_dqlite__msg_begin(&b, COORD_DQLITE__RESP_RESULT, &off);
+        coord_dqlite__put_u64(&b, 1);
+        coord_dqlite__put_u64(&b, 1);
+        break;
+    }
+    default:
+        fail_msg("chaos server: unexpected request type %u", m->type);
+    }
+    coord_dqlite__msg_end(&b, off);
+
+    bool open = true;
+    switch (fault) {
+    case 0:
+        fc_send(fc, &b);
+        break;
+    case 1:
+        reply_failure(fc, code, "chaos");
+        break;
+    case 2:
+        fc_close(fc);
+        open = false;
+        break;
+    case 3:
+        b.len = 1 + chaos_rand(f, (uint32_t)b.len - 1);
+        fc_send(fc, &b);
+        fc_close(fc);
+        open = false;
+        break;
+    case 4:
+        ax_buf_reset(&b);
+        for (uint32_t i = 0, n = 8 + 8 * chaos_rand(f, 6); i < n; i++)
+            ax_buf_put_u8(&b, (uint8_t)chaos_rand(f, 256));
+        b.base[0] = (uint8_t)((b.len - 8) / 8);
+        b.base[1] = b.base[2] = b.base[3] = 0;
+        b.base[4] = (uint8_t)(1 + chaos_rand(f, 10)); /* never FAILURE (see above) */
+        fc_send(fc, &b);
+        break;
+    case 5:
+        if (b.len > 8)
+            b.base[8 + chaos_rand(f, (uint32_t)b.len - 8)] ^= (uint8_t)(1u << chaos_rand(f, 8));
+        fc_send(fc, &b);
+        break;
+    case 6:
+        /* Another reply type, never FAILURE (see above). */
+        b.base[4] = (uint8_t)(1 + (b.base[4] - 1 + 1 + chaos_rand(f, 8)) % 10);
+        fc_send(fc, &b);
+        break;
+    default:
+        fc->stalled = true;
+        break;
+    }
+    ax_buf_close(&b);
+    return open;
+}
+
 /* Handles one request; returns false when the connection was closed. */
 static bool fake_request(struct fake_conn *fc, const struct coord_dqlite__msg *m)
 {
     struct fake *f = fc->f;
+    if (f->mode == FAKE_CHAOS)
+        return chaos_request(fc, m);
     ax_buf_t b;
     ax_buf_init(&b, 1 << 16);
     size_t off;
@@ -313,6 +484,7 @@ static void env_open(struct env *e, enum mode mode, uint32_t timeout_ms)
     cfg.database = "db";
     cfg.request_timeout_ms = timeout_ms;
     cfg.backoff_min_ms = 5;
+    cfg.backoff_max_ms = 40;
     cfg.data = e;
     assert_ax_err(coord_dqlite_client_new(&e->loop, &cfg, &e->c), 0);
 }
@@ -481,6 +653,94 @@ static void fake__group_lost_before_commit_is_rerun(void **state)
     env_close(&e);
 }
 
+struct chaos_call {
+    struct call k;
+    int id;     /* -1 for reads */
+    int kind;   /* 0 exec, 1 write item, 2 query, 3 cluster */
+};
+
+/* Under seeded random reply faults, every request is called back exactly once, no write
+ * is reported committed unless the server committed it, no write reported as failed was
+ * committed, and nothing is committed twice. */
+static void fake__chaos_never_lies(void **state)
+{
+    (void)state;
+    enum { N = 400, WAVE = 12 };
+    static struct chaos_call calls[N];
+    memset(calls, 0, sizeof calls);
+    struct env e;
+    env_open(&e, FAKE_CHAOS, 500);
+    /* A failure replays from its seed: AX_CHAOS_SEED=<n> overrides the default. */
+    const char *seed = getenv("AX_CHAOS_SEED");
+    e.fake.rng = seed != NULL ? strtoull(seed, NULL, 0) | 1 : 0x9e3779b97f4a7c15ull;
+    print_message("chaos seed %llu\n", (unsigned long long)e.fake.rng);
+    int done = 0;
+    for (int base = 0; base < N; base += WAVE) {
+        for (int i = base; i < base + WAVE && i < N; i++) {
+            struct chaos_call *cc = &calls[i];
+            cc->kind = (int)(e.fake.rng % 4);
+            e.fake.rng = e.fake.rng * 6364136223846793005ull + 1442695040888963407ull;
+            cc->id = cc->kind <= 1 ? i : -1;
+            coord_dqlite_value_t v = coord_dqlite_int(i);
+            coord_dqlite_call_t call = {.sql = "INSERT INTO t VALUES (?)", .params = &v,
+                                        .nparams = 1};
+            int rv;
+            switch (cc->kind) {
+            case 0:
+                rv = coord_dqlite_exec_sql(&cc->k.req, e.c, call.sql, &v, 1, on_done);
+                break;
+            case 1:
+                rv = coord_dqlite_write(&cc->k.req, e.c, &call, 1, on_done);
+                break;
+            case 2:
+                rv = coord_dqlite_query_sql(&cc->k.req, e.c, "SELECT x FROM t", NULL, 0, on_done);
+                break;
+            default:
+                rv = coord_dqlite_cluster(&cc->k.req, e.c, on_done);
+                break;
+            }
+            assert_ax_err(rv, 0);
+        }
+        for (int i = base; i < base + WAVE && i < N; i++)
+            run_until(&e, &calls[i].k.done, 1);
+    }
+    int ok = 0, unknown = 0;
+    for (int i = 0; i < N; i++) {
+        struct chaos_call *cc = &calls[i];
+        int st = cc->k.status;
+        assert_int_equal(cc->k.done, 1);
+        done++;
+        if (cc->id < 0) {
+            if (st != 0 && st != AX_EDB && st != AX_EBUSY && st != AX_ETIMEDOUT &&
+                st != AX_ENOLEADER && st != AX_EPROTO && st != AX_EMSGSIZE)
+                fail_msg("read %d: unexpected %s", i, ax_err_name(st));
+            ok += st == 0;
+            continue;
+        }
+        int committed = e.fake.committed[cc->id];
+        assert_true(committed <= 1);
+        if (st == 0) {
+            ok++;
+            if (committed != 1)
+                fail_msg("write %d reported committed, server never committed it", i);
+        } else if (st == AX_EUNKNOWN) {
+            unknown++;
+        } else if (st == AX_EDB || st == AX_EBUSY || st == AX_ETIMEDOUT || st == AX_ENOLEADER ||
+                   st == AX_EPROTO) {
+            if (committed != 0)
+                fail_msg("write %d reported %s but the server committed it", i, ax_err_name(st));
+        } else {
+            fail_msg("write %d: unexpected %s (%s)", i, ax_err_name(st), cc->k.req.errmsg);
+        }
+    }
+    assert_int_equal(done, N);
+    print_message("chaos: %d ok, %d unknown of %d; %d connections\n", ok, unknown, N,
+                  e.fake.connections);
+    /* The faults must not have stopped all progress, nor made everything unknown. */
+    assert_true(ok > N / 10);
+    env_close(&e);
+}
+
 /* Bad arguments fail at once and never call back. */
 static void fake__bad_arguments_fail_now(void **state)
 {
@@ -552,6 +812,7 @@ int main(void)
         cmocka_unit_test(fake__garbage_reply_closes_connection),
         cmocka_unit_test(fake__dropped_commit_makes_items_unknown),
         cmocka_unit_test(fake__group_lost_before_commit_is_rerun),
+        cmocka_unit_test(fake__chaos_never_lies),
         cmocka_unit_test(fake__bad_arguments_fail_now),
         cmocka_unit_test(fake__client_new_out_of_memory_sweep),
     };

@@ -36,7 +36,8 @@
  *   AX_ENOLEADER    the deadline passed while no member knew a leader (or none answered).
  *   AX_EMSGSIZE     a query's result passed max_result_rows or max_result_bytes; the rest was
  *                   drained and dropped.
- *   AX_EPROTO       a read got a malformed or oversized reply; the connection was closed.
+ *   AX_EPROTO       a malformed or oversized reply; the connection was closed. The request
+ *                   did not take effect (a write that might have is AX_EUNKNOWN instead).
  *   AX_ECANCELED    the client was closed before the request finished. For a write that
  *                   had already been sent this also means "outcome unknown".
  *   AX_ENOMEM       out of memory while handling the reply.
