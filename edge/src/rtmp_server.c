@@ -455,8 +455,8 @@ static void on_connection(uv_stream_t *server, int status)
     ax_sm_init(&c->sm, conn_states, CONN_STATE_COUNT, CONN_OPEN);
     c->accepted_ms = c->last_read_ms = edge_now_ms(e);
     uv_tcp_nodelay(&c->tcp, 1);
-    /* TCP keepalive finds a publisher whose network died without a FIN even while it is
-     * exempt from the idle timeout by having nothing to say (publish pending). */
+    /* The kernel's keepalive probes find a peer whose network died without a FIN, on top
+     * of rtmp-idle-ms (which only sees silence, not death). */
     uv_tcp_keepalive(&c->tcp, 1, 30);
     h2o_linklist_insert(&e->rtmp_conns, &c->link);
     e->m.rtmp_accepted++;
