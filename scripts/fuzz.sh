@@ -16,14 +16,17 @@ while getopts "t:j:" o; do
   esac
 done
 shift $((OPTIND - 1))
-bash scripts/build.sh fuzz >/dev/null
-mapfile -t all < <(find build-fuzz -type f -name 'fuzz_*' -perm -u+x | sort)
-targets=()
-if [ $# -gt 0 ]; then
-  for t in "$@"; do targets+=("$(printf '%s\n' "${all[@]}" | grep "/$t\$")"); done
+cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAETHEX_FUZZ=ON \
+  -DCMAKE_C_COMPILER=clang >/dev/null
+if [ $# -eq 0 ]; then
+  # Every fuzz target the build defines (one per parser).
+  mapfile -t names < <(cmake --build build-fuzz --target help | grep -oE 'fuzz_[a-z0-9_]+' | sort -u)
 else
-  targets=("${all[@]}")
+  names=("$@")
 fi
+cmake --build build-fuzz -j "$(nproc)" --target "${names[@]}" >/dev/null
+targets=()
+for t in "${names[@]}"; do targets+=("$(find build-fuzz -type f -name "$t" -perm -u+x | head -1)"); done
 
 run_one() {
   local bin="$1" name corpus work log
