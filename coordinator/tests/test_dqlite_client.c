@@ -534,7 +534,8 @@ static void client__no_member_answers(void **state)
 }
 
 /* Bootstrap node 1, ADD + ASSIGN voter nodes 2 and 3; CLUSTER lists 3 voters; a client that
- * only knows a follower finds the leader; stopping the leader, the client finds the new one. */
+ * only knows a follower finds the leader; stopping the leader, the client finds the new one;
+ * REMOVE of the stopped node leaves a cluster of two. */
 static void client__cluster_membership_and_failover(void **state)
 {
     struct fixture *f = *state;
@@ -603,6 +604,19 @@ static void client__cluster_membership_and_failover(void **state)
     coord_dqlite_client_stats(f->c, &st);
     assert_true(st.leader_changes >= 1);
     coord_dqlite_stmt_free(ins);
+
+    /* REMOVE the stopped node: the two left form the cluster. */
+    struct call rm = {0}, cl2 = {0};
+    assert_ax_err(coord_dqlite_remove(&rm.req, f->c, 1, on_done), 0);
+    run_until(f, &rm.done, 1);
+    if (rm.status != 0)
+        fail_msg("remove: %s: %s", ax_err_name(rm.status), rm.req.errmsg);
+    assert_ax_err(coord_dqlite_cluster(&cl2.req, f->c, on_done), 0);
+    run_until(f, &cl2.done, 1);
+    assert_ax_err(cl2.status, 0);
+    assert_int_equal(cl2.nnodes, 2);
+    for (uint32_t i = 0; i < cl2.nnodes; i++)
+        assert_true(cl2.nodes[i].id != 1);
 }
 
 /* Two clients writing at once ("database is locked" for whoever comes second): the write
