@@ -12,7 +12,7 @@ PKGS=(
   libprotobuf-c-dev protobuf-c-compiler libwebsockets-dev libwebsockets-evlib-uv
   libjansson-dev libsodium-dev libcmocka-dev
   libavformat-dev libavcodec-dev libswscale-dev libswresample-dev libavutil-dev
-  ffmpeg go-dqlite wrk iproute2 curl python3 chromium
+  ffmpeg go-dqlite wrk iproute2 curl python3 chromium openssl
   gstreamer1.0-tools gstreamer1.0-plugins-good
 )
 
