@@ -6,7 +6,8 @@
 #   env: SRC      the 60 s 720p30 source (made by bench/make_source.sh if missing)
 #        REPS     full-speed pairs, alternating CLI/ours (default 3); the median is reported
 #        PACED    1 (default): also one paced pair (-re / --realtime), as a live stream arrives
-#        VARIANTS 1 (default): one run of each variant (threads, scalers, a single-thread CLI)
+#        VARIANTS 1 (default): one run of each variant (our savings switched off one by one,
+#                 threads, scalers, a single-threaded CLI)
 #        PERF     1 (default): perf record of one run each, summarised by shared object
 #        OUT      results directory (default /tmp/bench/transcode)
 #
@@ -82,6 +83,9 @@ if [ "$PACED" = 1 ]; then
 fi
 if [ "$VARIANTS" = 1 ]; then
     measure cli_threads1 cli -threads1
+    measure ours_same_work_as_cli ours --x264 "" --full-deblock
+    measure ours_x264_preset_only ours --x264 ""
+    measure ours_full_deblock ours --full-deblock
     measure ours_enc2 ours --enc-threads 2
     measure ours_dec2 ours --dec-threads 2
     for s in bilinear fast_bilinear area; do measure "ours_$s" ours --scale "$s"; done

@@ -65,6 +65,7 @@ struct media_transcoder {
     uint32_t src_w, src_h;
     uint32_t fps_num, fps_den;
     int sws_flags;
+    char x264_params[MEDIA_TRANSCODE_X264_PARAMS_LEN + 64]; /* the caller's, then ours */
     AVCodecContext *dec; /* owned */
     AVPacket *pkt;       /* owned: input packet, then each encoder's output */
     AVFrame *decoded;    /* owned */
@@ -269,6 +270,8 @@ static int open_decoder(media_transcoder_t *t, const media_transcode_config_t *c
     t->dec->pkt_timebase = (AVRational){1, 1000};
     t->dec->thread_count = cfg->decode_threads ? (int)cfg->decode_threads : 1;
     t->dec->thread_type = FF_THREAD_FRAME;
+    /* H.264 8.7 deblocking is skipped only where no picture predicts from the result. */
+    t->dec->skip_loop_filter = cfg->full_deblock ? AVDISCARD_DEFAULT : AVDISCARD_NONREF;
     int rv = avcodec_open2(t->dec, codec, NULL);
     if (rv < 0) {
         char b[64];
@@ -339,14 +342,17 @@ static int open_rung(media_transcoder_t *t, const media_transcode_config_t *cfg,
         rv = av_opt_set_int(e->priv_data, "forced-idr", 1, 0);
     /* IDRs only where forced (the source's keyframes): see the comment at the top. */
     if (rv >= 0)
-        rv = av_opt_set(e->priv_data, "x264-params", "scenecut=0:open-gop=0:keyint=infinite", 0);
+        rv = av_opt_set(e->priv_data, "x264-params", t->x264_params, 0);
     if (rv < 0)
         return fail(errmsg, av_to_ax(rv) == AX_ENOMEM ? AX_ENOMEM : AX_EINVAL,
                     "transcode: rung %ux%u: x264 options: %s", r->cfg.width, r->cfg.height,
                     av_err(rv, b, sizeof b));
     rv = avcodec_open2(e, codec, NULL);
     if (rv < 0)
-        return fail(errmsg, av_to_ax(rv) == AX_ENOMEM ? AX_ENOMEM : AX_EIO,
+        return fail(errmsg,
+                    rv == AVERROR(ENOMEM)   ? AX_ENOMEM
+                    : rv == AVERROR(EINVAL) ? AX_EINVAL /* e.g. an unknown x264 option */
+                                            : AX_EIO,
                     "transcode: rung %ux%u: open libx264: %s", r->cfg.width, r->cfg.height,
                     av_err(rv, b, sizeof b));
 
@@ -394,6 +400,10 @@ int media_transcoder_new(const media_transcode_config_t *cfg, media_transcoder_t
         return fail(errmsg, AX_EINVAL, "transcode: scale algorithm %d", (int)cfg->scale);
     if (cfg->encode_threads > 16 || cfg->decode_threads > 16)
         return fail(errmsg, AX_EINVAL, "transcode: more than 16 threads");
+    if (cfg->x264_params != NULL &&
+        strnlen(cfg->x264_params, MEDIA_TRANSCODE_X264_PARAMS_LEN) == MEDIA_TRANSCODE_X264_PARAMS_LEN)
+        return fail(errmsg, AX_EINVAL, "transcode: x264_params longer than %d bytes",
+                    MEDIA_TRANSCODE_X264_PARAMS_LEN - 1);
     if ((cfg->fps_num == 0) != (cfg->fps_den == 0))
         return fail(errmsg, AX_EINVAL, "transcode: fps %u/%u", cfg->fps_num, cfg->fps_den);
 
@@ -415,6 +425,10 @@ int media_transcoder_new(const media_transcode_config_t *cfg, media_transcoder_t
     t->src_w = src->width;
     t->src_h = src->height;
     t->sws_flags = sws_flags_of(cfg->scale);
+    /* x264-params are applied in order, so ours come last and win. */
+    const char *extra = cfg->x264_params ? cfg->x264_params : MEDIA_TRANSCODE_X264_DEFAULT_PARAMS;
+    snprintf(t->x264_params, sizeof t->x264_params, "%s%sscenecut=0:open-gop=0:keyint=infinite",
+             extra, extra[0] ? ":" : "");
     ax_buf_init(&t->out, MAX_OUT_FRAME);
     /* Rate control wants a nominal rate; timestamps stay authoritative (x264 vfr input). */
     t->fps_num = 30, t->fps_den = 1;

@@ -380,6 +380,22 @@ static void new__refuses_bad_config(void **state)
     assert_null(fx->t);
 }
 
+/* Too long an x264 option string is refused; the empty string means the preset alone. */
+static void new__checks_x264_options_length(void **state)
+{
+    struct fixture *fx = *state;
+    media_transcode_config_t c = fx->cfg;
+    char longer[MEDIA_TRANSCODE_X264_PARAMS_LEN + 1];
+    memset(longer, 'a', sizeof longer - 1);
+    longer[sizeof longer - 1] = '\0';
+    c.x264_params = longer;
+    assert_ax_err(media_transcoder_new(&c, &fx->t, fx->errmsg), AX_EINVAL);
+    assert_null(fx->t);
+    c.x264_params = "";
+    assert_int_equal(media_transcoder_new(&c, &fx->t, fx->errmsg), 0);
+    finish(fx);
+}
+
 /* A source no bigger than any rung leaves nothing to do: AX_ENOENT, so the caller passes
  * the source through alone. */
 static void new__no_rung_below_the_source_is_enoent(void **state)
@@ -491,6 +507,24 @@ static void transcode__keeps_timestamps_and_keyframes(void **state)
     assert_int_equal(media_transcoder_rung(fx->t, 1, &info), 0);
     assert_int_equal(info.frames_out, SRC_FRAMES);
     assert_true(info.bytes_out > 0);
+    finish(fx);
+}
+
+/* Caller x264 options cannot add keyframes: ours (scenecut=0, keyint=infinite) win. */
+static void transcode__x264_options_cannot_move_keyframes(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.x264_params = "scenecut=40:keyint=5:min-keyint=1:open-gop=1";
+    assert_int_equal(media_transcoder_new(&fx->cfg, &fx->t, fx->errmsg), 0);
+    push_all(fx);
+    assert_int_equal(media_transcoder_flush(fx->t), 0);
+    for (unsigned r = 0; r < 2; r++) {
+        assert_int_equal(fx->nout[r], SRC_FRAMES);
+        for (unsigned i = 0; i < fx->nout[r]; i++) {
+            assert_int_equal(fx->out[r][i].key, src_has_key_pts(&fx->src, fx->out[r][i].pts));
+            assert_int_equal(fx->out[r][i].key, fx->out[r][i].has_idr);
+        }
+    }
     finish(fx);
 }
 
@@ -655,10 +689,12 @@ int main(void)
         cmocka_unit_test(ladder__sorts_and_drops_duplicates),
         cmocka_unit_test(ladder__refuses_bad_rungs),
         T(new__refuses_bad_config),
+        T(new__checks_x264_options_length),
         T(new__no_rung_below_the_source_is_enoent),
         T(new__publishes_each_rungs_avc_config),
         T(new__out_of_memory_sweep),
         T(transcode__keeps_timestamps_and_keyframes),
+        T(transcode__x264_options_cannot_move_keyframes),
         T(transcode__ignores_audio),
         T(transcode__survives_corrupt_frames),
         T(transcode__refuses_an_oversized_frame),

@@ -6,6 +6,7 @@
  *
  *   transcode_ladder IN.flv [--out DIR] [--rung HEIGHT:KBPS[:WIDTH]]... [--scale NAME]
  *                    [--enc-threads N] [--dec-threads N] [--preset NAME] [--realtime]
+ *                    [--x264 KEY=VALUE:...] [--full-deblock]
  *
  * Without --rung the default ladder is used. With --out, rung i goes to DIR/rung<i>.flv.
  * --realtime paces the input by its timestamps (as a live publisher would arrive).
@@ -167,7 +168,8 @@ int main(int argc, char **argv)
         {"out", required_argument, NULL, 'o'},         {"rung", required_argument, NULL, 'r'},
         {"scale", required_argument, NULL, 's'},       {"enc-threads", required_argument, NULL, 'e'},
         {"dec-threads", required_argument, NULL, 'd'}, {"preset", required_argument, NULL, 'p'},
-        {"realtime", no_argument, NULL, 't'},          {NULL, 0, NULL, 0}};
+        {"realtime", no_argument, NULL, 't'},          {"x264", required_argument, NULL, 'x'},
+        {"full-deblock", no_argument, NULL, 'f'},      {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -198,13 +200,19 @@ int main(int argc, char **argv)
         case 't':
             realtime = true;
             break;
+        case 'x':
+            cfg.x264_params = optarg;
+            break;
+        case 'f':
+            cfg.full_deblock = true;
+            break;
         default:
             return 2;
         }
     }
     if (optind != argc - 1) {
         fprintf(stderr, "usage: %s IN.flv [--out DIR] [--rung H:KBPS[:W]]... [--scale NAME] "
-                        "[--enc-threads N] [--dec-threads N] [--preset NAME] [--realtime]\n",
+                        "[--enc-threads N] [--dec-threads N] [--preset NAME] [--realtime] [--x264 OPTS] [--full-deblock]\n",
                 argv[0]);
         return 2;
     }

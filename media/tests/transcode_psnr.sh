@@ -21,9 +21,11 @@ rm -rf "$WORK" && mkdir -p "$WORK/out"
 cd "$WORK"
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
-ffmpeg -hide_banner -loglevel error -y -f lavfi -i testsrc2=size=1280x720:rate=30 \
+# SOURCE (env): the lavfi video source, testsrc2 by default (bench/transcode also tries
+# camera-like content, e.g. "testsrc2=size=1280x720:rate=30,noise=alls=12:allf=t").
+ffmpeg -hide_banner -loglevel error -y -f lavfi -i "${SOURCE:-testsrc2=size=1280x720:rate=30}" \
     -f lavfi -i sine=frequency=440 -c:v libx264 -preset veryfast -bf 2 -g 60 -keyint_min 60 \
-    -sc_threshold 0 -b:v 2500k -c:a aac -b:a 128k -t 6 src.flv
+    -sc_threshold 0 -b:v 2500k -pix_fmt yuv420p -c:a aac -b:a 128k -t 6 src.flv
 
 "$BIN" src.flv --out out --rung 480:1200 --rung 360:700 --scale "$SCALE" "$@" >summary.txt
 cat summary.txt

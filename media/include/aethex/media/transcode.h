@@ -37,6 +37,14 @@
 /* Bitrate bounds of a rung, kbit/s. */
 #define MEDIA_TRANSCODE_MIN_KBPS 50
 #define MEDIA_TRANSCODE_MAX_KBPS 100000
+/*
+ * The x264 options added to the preset when the config gives none: diamond motion search
+ * instead of veryfast's hexagon. Measured (bench/transcode/RESULTS.md): -5..8% CPU for
+ * -0.0..0.1 dB PSNR on three kinds of content.
+ */
+#define MEDIA_TRANSCODE_X264_DEFAULT_PARAMS "me=dia"
+/* Longest extra x264-params string, including the NUL. */
+#define MEDIA_TRANSCODE_X264_PARAMS_LEN 256
 /* Longest preset/profile name, including the NUL. */
 #define MEDIA_TRANSCODE_NAME_LEN 16
 
@@ -82,6 +90,15 @@ typedef struct media_transcode_config {
     /* Encoder threads per rung (x264 frame threads); 0: 1. Decoder threads; 0: 1. */
     unsigned encode_threads, decode_threads;
     media_transcode_scale_t scale;
+    /* Extra libx264 options in x264-params syntax ("me=hex:subme=2"), applied after the
+     * preset and before ours (scenecut=0:open-gop=0:keyint=infinite always win).
+     * NULL: MEDIA_TRANSCODE_X264_DEFAULT_PARAMS; "": the preset alone. Copied; at most
+     * MEDIA_TRANSCODE_X264_PARAMS_LEN - 1 bytes. */
+    const char *x264_params;
+    /* Deblock every decoded source picture. By default pictures that no other picture
+     * references (nal_ref_idc 0) are not deblocked: nothing can drift from them, and after
+     * downscaling the difference is below what the encoders keep (docs/media-transcode.md). */
+    bool full_deblock;
     media_transcode_frame_cb on_frame; /* required */
     void *data;                        /* user context, see media_transcoder_data() */
 } media_transcode_config_t;
