@@ -41,6 +41,8 @@
  *    |                        +------------------------ OPENING  OPEN db, CLUSTER
  *    |   lost, nothing queued        lost, work queued        | DB + SERVERS
  *    +----------------------------- READY <-------------------+
+ *                                     | lost before answering anything (a node that calls
+ *                                     v itself leader but refuses as "not leader"): BACKOFF
  *
  *   any state --coord_dqlite_client_close--> CLOSING --handles closed--> CLOSED
  */
@@ -61,6 +63,7 @@ static const struct ax_sm_conf state_conf[COORD_DQLITE_STATE_COUNT] = {
                                                    AX_SM_BIT(COORD_DQLITE_STATE_CLOSING)},
     [COORD_DQLITE_STATE_READY] = {"ready", AX_SM_BIT(COORD_DQLITE_STATE_CONNECTING) |
                                                AX_SM_BIT(COORD_DQLITE_STATE_IDLE) |
+                                               AX_SM_BIT(COORD_DQLITE_STATE_BACKOFF) |
                                                AX_SM_BIT(COORD_DQLITE_STATE_CLOSING)},
     [COORD_DQLITE_STATE_BACKOFF] = {"backoff", AX_SM_BIT(COORD_DQLITE_STATE_CONNECTING) |
                                                    AX_SM_BIT(COORD_DQLITE_STATE_IDLE) |
@@ -215,6 +218,7 @@ struct coord_dqlite_client {
     ax_sm_t sm;
     struct conn *conn; /* current connection, or NULL */
     uint64_t gen;      /* connection generation; statements remember theirs */
+    bool answered;     /* the current connection answered a request (READY only) */
     uint32_t db_id;
     uv_timer_t kick, tick, attempt, backoff;
     int handles; /* open uv handles, including connections still closing */
@@ -744,6 +748,7 @@ static void attempt_failed(coord_dqlite_client_t *c, const char *fmt, ...)
 static void became_ready(coord_dqlite_client_t *c)
 {
     uv_timer_stop(&c->attempt);
+    c->answered = false;
     move(c, COORD_DQLITE_STATE_READY);
     snprintf(c->leader, sizeof c->leader, "%s", c->target);
     c->stats.connects++;
@@ -752,7 +757,6 @@ static void became_ready(coord_dqlite_client_t *c)
     if (strcmp(c->last_leader, c->leader) != 0)
         AX_LOG_I(LOG, "leader=%s connected", c->leader);
     snprintf(c->last_leader, sizeof c->last_leader, "%s", c->leader);
-    c->backoff_ms = c->cfg.backoff_min_ms;
     schedule(c);
 }
 
@@ -896,6 +900,18 @@ static void conn_lost(coord_dqlite_client_t *c, bool proto, const char *fmt, ...
     AX_LOG_W(LOG, "leader=%s connection closed: %s", c->target, why);
     conn_close(c);
     c->leader[0] = '\0';
+    if (!c->answered) {
+        /* Lost before answering anything: reconnecting at once could spin against a node
+         * that keeps calling itself leader and refusing. Settle, then wait. */
+        move(c, COORD_DQLITE_STATE_BACKOFF);
+        settle_inflight(c, proto, why);
+        if (c->closing)
+            return;
+        uv_timer_start(&c->backoff, on_backoff, c->backoff_ms, 0);
+        c->backoff_ms = c->backoff_ms * 2 > c->cfg.backoff_max_ms ? c->cfg.backoff_max_ms
+                                                                  : c->backoff_ms * 2;
+        return;
+    }
     move(c, COORD_DQLITE_STATE_IDLE);
     /* Callbacks may submit, close, or free requests; the state above is already true. */
     settle_inflight(c, proto, why);
@@ -1579,6 +1595,16 @@ proto:
     conn_lost(c, true, "malformed reply type %u from %s", m->type, c->target);
 }
 
+/* The connection did useful work: only now is the reconnect backoff reset, so that a node
+ * that accepts connections but refuses everything cannot make us spin. */
+static void mark_answered(coord_dqlite_client_t *c)
+{
+    if (c->answered)
+        return;
+    c->answered = true;
+    c->backoff_ms = c->cfg.backoff_min_ms ? c->cfg.backoff_min_ms : 1;
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 static void on_message(coord_dqlite_client_t *c, const struct coord_dqlite__msg *m)
@@ -1599,6 +1625,8 @@ static void on_message(coord_dqlite_client_t *c, const struct coord_dqlite__msg 
             conn_lost(c, true, "malformed FAILURE from %s", c->target);
             return;
         }
+        if (primary(code) != COORD_DQLITE__SQLITE_IOERR)
+            mark_answered(c);
         if (r->kind == RUN_GROUP)
             group_failure(c, code, msg);
         else
@@ -1609,6 +1637,7 @@ static void on_message(coord_dqlite_client_t *c, const struct coord_dqlite__msg 
         conn_lost(c, true, "reply type %u from %s, expected %u", m->type, c->target, r->expect);
         return;
     }
+    mark_answered(c);
     if (r->kind == RUN_GROUP)
         group_reply(c, m);
     else

@@ -25,6 +25,7 @@ enum mode {
     FAKE_DROP_COMMIT,     /* closes the connection on COMMIT */
     FAKE_DROP_BEGIN_ONCE, /* closes the connection on the first BEGIN */
     FAKE_CHAOS,           /* seeded random faults on every reply (see chaos_request) */
+    FAKE_LYING_LEADER,    /* calls itself leader, refuses every query as "not leader" */
 };
 
 #define CHAOS_IDS 4096
@@ -353,6 +354,8 @@ static bool fake_request(struct fake_conn *fc, const struct coord_dqlite__msg *m
             f->fired = true;
             fc_close(fc);
             open = false;
+        } else if (f->mode == FAKE_LYING_LEADER) {
+            reply_failure(fc, COORD_DQLITE__SQLITE_IOERR_NOT_LEADER, "not leader");
         } else if (f->mode == FAKE_GARBAGE_ROWS && !f->fired) {
             f->fired = true;
             reply_rows(fc, 7); /* 7 is no value type */
@@ -741,6 +744,24 @@ static void fake__chaos_never_lies(void **state)
     env_close(&e);
 }
 
+/* A node that calls itself leader yet refuses everything is retried with backoff, not in
+ * a tight loop, until the deadline. */
+static void fake__lying_leader_is_retried_with_backoff(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e, FAKE_LYING_LEADER, 400);
+    struct call k;
+    query_sql(&e, &k);
+    run_until(&e, &k.done, 1);
+    /* Waiting between attempts (no leader) or in flight when the deadline came. */
+    assert_true(k.status == AX_ENOLEADER || k.status == AX_ETIMEDOUT);
+    /* Backoff 5, 10, 20, 40, 40... ms: about a dozen connections in 400 ms, not thousands. */
+    assert_true(e.fake.connections >= 3);
+    assert_true(e.fake.connections <= 20);
+    env_close(&e);
+}
+
 /* Bad arguments fail at once and never call back. */
 static void fake__bad_arguments_fail_now(void **state)
 {
@@ -813,6 +834,7 @@ int main(void)
         cmocka_unit_test(fake__dropped_commit_makes_items_unknown),
         cmocka_unit_test(fake__group_lost_before_commit_is_rerun),
         cmocka_unit_test(fake__chaos_never_lies),
+        cmocka_unit_test(fake__lying_leader_is_retried_with_backoff),
         cmocka_unit_test(fake__bad_arguments_fail_now),
         cmocka_unit_test(fake__client_new_out_of_memory_sweep),
     };
