@@ -30,10 +30,13 @@
  *                   lock). Only plain exec reports it; the write queue retries it itself.
  *   AX_EUNKNOWN     a write (exec, write item, ADD/ASSIGN/REMOVE) reached the server and then
  *                   the leader or the connection was lost, or its deadline passed, before the
- *                   answer: it may or may not have been committed. NEVER reported as success.
+ *                   answer (or, in a group, SQLite reported an I/O, disk-full or memory error
+ *                   that may have ended the transaction under it): it may or may not have
+ *                   been committed. NEVER reported as success.
  *   AX_ETIMEDOUT    the deadline passed and the request is known not to have taken effect
  *                   (a read, or a write that was never sent).
- *   AX_ENOLEADER    the deadline passed while no member knew a leader (or none answered).
+ *   AX_ENOLEADER    the deadline passed while no member knew a leader, none answered, or
+ *                   the one that called itself leader refused as "not leader".
  *   AX_EMSGSIZE     a query's result passed max_result_rows or max_result_bytes; the rest was
  *                   drained and dropped.
  *   AX_EPROTO       a malformed or oversized reply; the connection was closed. The request
@@ -382,15 +385,19 @@ int coord_dqlite_query_sql(coord_dqlite_req_t *req, coord_dqlite_client_t *c, co
  * encoded at once (`calls` and everything it points to borrowed). Items run in submission
  * order. Every item submitted while a transaction is in flight joins the next one:
  *
- *   BEGIN; [SAVEPOINT i;] item calls...; [RELEASE i;] ...next items...; COMMIT
+ *   BEGIN IMMEDIATE; [SAVEPOINT;] item calls...; [RELEASE;] ...next items...; COMMIT
  *
- * (up to max_group_items / max_group_bytes per transaction). An item is atomic: if one of
- * its statements fails (AX_EDB, req->failed_call says which), that item alone is rolled
- * back and fails; the others of the group still commit. Each item's callback fires after
- * its group's COMMIT answered: 0 means committed, and req->result is the last call's result.
+ * (up to max_group_items / max_group_bytes per transaction; the item statements are
+ * pipelined in one write). An item is atomic: if one of its statements fails (AX_EDB,
+ * req->failed_call says which), that item alone fails and none of it is committed; the
+ * other items still commit (when the failed item had several statements, the client rolls
+ * the group back and re-runs the others at once). Each item's callback fires after its
+ * group's COMMIT answered: 0 means committed, and req->result is the last call's result.
  * A group lost before COMMIT was sent, refused as "not leader" or "database is locked", is
  * rolled back and re-run by the client (safe); a COMMIT sent without an answer makes every
- * item of that group AX_EUNKNOWN. `ncalls` of 0 is AX_EINVAL.
+ * item of that group AX_EUNKNOWN. Statement handles are PREPAREd before the group starts,
+ * so a statement that uses a table created earlier in the same group must be SQL text
+ * (`sql`), not a handle. `ncalls` of 0 is AX_EINVAL.
  */
 int coord_dqlite_write(coord_dqlite_req_t *req, coord_dqlite_client_t *c,
                        const coord_dqlite_call_t *calls, uint32_t ncalls,
