@@ -1145,6 +1145,14 @@ static void run_op_reply(coord_dqlite_client_t *c, const struct coord_dqlite__ms
     }
     case OP_CLUSTER:
         rv = coord_dqlite__decode_servers(m->body, c->cfg.limits.max_nodes, &r->nodes, &r->nnodes);
+        if (rv == AX_ENOMEM) {
+            /* The whole reply was read: the connection is still in step, keep it. */
+            req_errmsg(req, "out of memory decoding CLUSTER");
+            run_clear(c);
+            op_complete(c, op, AX_ENOMEM);
+            schedule(c);
+            return;
+        }
         if (rv == 0) {
             req->nodes = r->nodes;
             req->nnodes = r->nnodes;
