@@ -176,7 +176,7 @@ static bool chaos_request(struct fake_conn *fc, const struct coord_dqlite__msg *
         return true;
     ax_buf_t b;
     ax_buf_init(&b, 1 << 16);
-    size_t off;
+    size_t off = 0;
     bool setup = m->type == COORD_DQLITE__REQ_LEADER || m->type == COORD_DQLITE__REQ_OPEN;
     const char *sql = m->type == COORD_DQLITE__REQ_EXEC_SQL ? (const char *)m->body.base + 8 : "";
     setup = setup || strncmp(sql, "PRAGMA", 6) == 0;
