@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs AeThex Live on this machine: installs the Debian packages, builds, and starts one
-# edge on loopback (standalone: keys from var/keys). Prints the OBS settings and the watch URL.
+# Runs AeThex Live on this machine: installs the Debian packages, builds, and starts the
+# embedded default on loopback: one coordinator (a single-node dqlite cluster, data in
+# var/coordinator) and one edge (standalone until edges talk to coordinators: keys from
+# var/keys). Prints the OBS settings and the watch URL.
 #
 #   scripts/run.sh [--demo] [--rtmp-port N] [--http-port N] [--no-build]
 #
@@ -24,7 +26,7 @@ while [ $# -gt 0 ]; do
     --rtmp-port) rtmp_port="$2"; shift ;;
     --http-port) http_port="$2"; shift ;;
     --no-build) build=0 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -35,10 +37,16 @@ if [ "$build" = 1 ]; then
   bash scripts/build.sh default
 fi
 edge_bin="${AETHEX_EDGE_BIN:-$root/build/edge/aethex-edge}"  # override: tests, other trees
-if [ ! -x "$edge_bin" ]; then
-  echo "run.sh: $edge_bin is missing (did the build fail?)" >&2
-  exit 1
-fi
+coord_bin="${AETHEX_COORD_BIN:-$root/build/coordinator/aethex-coordinator}"
+ctl_bin="$(dirname "$coord_bin")/aethexctl"
+for b in "$edge_bin" "$coord_bin" "$ctl_bin"; do
+  if [ ! -x "$b" ]; then
+    echo "run.sh: $b is missing (did the build fail?)" >&2
+    exit 1
+  fi
+done
+coord_addr="127.0.0.1:${AETHEX_COORD_PORT:-9001}"
+coord_http="127.0.0.1:${AETHEX_COORD_HTTP_PORT:-9080}"
 
 # var/ holds the local state. The demo channel's key is made once and kept across runs, so
 # OBS stays configured.
@@ -64,6 +72,29 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
+# The coordinator first: node 1 of a new single-node cluster (or the one var/ already holds).
+"$coord_bin" --address "$coord_addr" --data-dir var/coordinator --http "$coord_http" \
+  2> >(tee -a var/coordinator.log >&2) &
+coord_pid=$!
+pids+=("$coord_pid")
+coord_ready=0
+for _ in $(seq 1 150); do
+  if ! kill -0 "$coord_pid" 2>/dev/null; then
+    echo "run.sh: aethex-coordinator did not start (see above)" >&2
+    exit 1
+  fi
+  if "$ctl_bin" --coordinator "$coord_addr" query \
+       "SELECT max(version) FROM schema_version" >/dev/null 2>&1; then
+    coord_ready=1
+    break
+  fi
+  sleep 0.2
+done
+if [ "$coord_ready" != 1 ]; then
+  echo "run.sh: the coordinator at $coord_addr did not become ready in 30 s" >&2
+  exit 1
+fi
+
 "$edge_bin" --no-coordinator --keys-file var/keys \
   --rtmp-listen "127.0.0.1:$rtmp_port" --http-listen "127.0.0.1:$http_port" \
   --ports-file var/edge.ports 2> >(tee -a var/edge.log >&2) &
@@ -81,7 +112,7 @@ done
 
 cat <<EOF
 
-  AeThex Live is running (standalone edge on loopback).
+  AeThex Live is running on loopback: one coordinator, one edge.
 
   OBS  -> Settings -> Stream -> Service: Custom
           Server:      rtmp://127.0.0.1:$rtmp_port/live
@@ -89,7 +120,8 @@ cat <<EOF
 
   Watch: http://127.0.0.1:$http_port/live/demo/index.m3u8
          (any HLS player: ffplay, VLC, Safari, or hls.js)
-  Metrics: http://127.0.0.1:$http_port/metrics
+  Metrics: http://127.0.0.1:$http_port/metrics (edge)  http://$coord_http/metrics (coordinator)
+  Cluster: $(dirname "$ctl_bin")/aethexctl --coordinator $coord_addr cluster status
 
   Keys live in var/keys (add '<channel> <key>' lines, then: kill -HUP $edge_pid).
   Ctrl-C stops everything.
