@@ -13,6 +13,7 @@
  * Workloads, each for SECONDS, one line of a Markdown table each:
  *   write-1       single-row autocommit INSERTs, one at a time (coord_dqlite_exec)
  *   write-batch100  100 INSERTs in one transaction per commit (one write item of 100 calls)
+ *   write-multirow100  100 rows in ONE statement (INSERT ... VALUES (?, ?), x100), one commit
  *   write-group64   64 single-row write items in flight: the queue packs them per commit
  *   read-1        point SELECTs by key, one at a time (coord_dqlite_query)
  * Latency is per commit (per transaction for batch100, per item for group64, per query).
@@ -41,7 +42,7 @@
 
 static uv_loop_t loop;
 static coord_dqlite_client_t *client;
-static coord_dqlite_stmt_t *ins, *sel;
+static coord_dqlite_stmt_t *ins, *sel, *ins100;
 static int nnodes;
 static uint64_t nkeys;
 static bool nodelay;
@@ -238,6 +239,32 @@ static void bench_write_batch(double secs)
     report("write-batch100 (1 tx)", &l, l.n * BATCH, now_s() - t0);
 }
 
+static void bench_write_multirow(double secs)
+{
+    enum { ROWS = 100 };
+    struct lat l = {0};
+    struct slot s = {0};
+    static char keys[ROWS][KEY_LEN + 1];
+    coord_dqlite_value_t params[2 * ROWS];
+    double t0 = now_s();
+    while (now_s() - t0 < secs) {
+        for (int i = 0; i < ROWS; i++) {
+            make_key(nkeys++, keys[i]);
+            params[2 * i] = coord_dqlite_text(keys[i]);
+            params[2 * i + 1] = coord_dqlite_text(value);
+        }
+        memset(&s.req, 0, sizeof s.req);
+        s.busy = true;
+        s.start_ns = uv_hrtime();
+        int rv = coord_dqlite_exec(&s.req, ins100, params, 2 * ROWS, on_done);
+        if (rv != 0)
+            die("exec", rv);
+        wait_slot(&s);
+        lat_add(&l, (double)(uv_hrtime() - s.start_ns) / 1e6);
+    }
+    report("write-multirow100 (1 stmt)", &l, l.n * ROWS, now_s() - t0);
+}
+
 static void bench_write_group(double secs)
 {
     struct lat l = {0};
@@ -379,9 +406,18 @@ int main(int argc, char **argv)
                               &ins) != 0 ||
         coord_dqlite_stmt_new(client, "SELECT value FROM model WHERE key = ?", &sel) != 0)
         die("stmt", -1);
+    /* The multi-row INSERT is generated from a constant (100 placeholder pairs), not input. */
+    static char sql100[64 + 100 * 8];
+    size_t n = (size_t)snprintf(sql100, sizeof sql100,
+                                "INSERT OR REPLACE INTO model(key, value) VALUES (?, ?)");
+    for (int i = 1; i < 100; i++)
+        n += (size_t)snprintf(sql100 + n, sizeof sql100 - n, ", (?, ?)");
+    if (coord_dqlite_stmt_new(client, sql100, &ins100) != 0)
+        die("stmt", -1);
 
     bench_write_1(secs);
     bench_write_batch(secs);
+    bench_write_multirow(secs);
     bench_write_group(secs);
     bench_read(secs);
 
