@@ -6,7 +6,7 @@
  *
  *   dqlite_bench NODES SECONDS DATA_ROOT [nodelay]
  *
- * With "nodelay", the nodes dial each other through a connect function that sets
+ * With "nodelay", the nodes dial each other through coord_dqlite_node_connect, which sets
  * TCP_NODELAY (libdqlite's default connect leaves Nagle on for Raft traffic; go-dqlite's
  * dialer, like every Go socket, turns it off).
  *
@@ -64,31 +64,6 @@ static int free_port(void)
         die("free port", -1);
     close(fd);
     return ntohs(sa.sin_port);
-}
-
-/* A blocking "a.b.c.d:port" connect, as libdqlite's default, plus TCP_NODELAY. */
-static int connect_nodelay(void *arg, const char *address, int *fd)
-{
-    (void)arg;
-    char host[64];
-    const char *colon = strrchr(address, ':');
-    if (colon == NULL || (size_t)(colon - address) >= sizeof host)
-        return 1;
-    memcpy(host, address, (size_t)(colon - address));
-    host[colon - address] = '\0';
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(colon + 1))};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-        return 1;
-    *fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (*fd < 0)
-        return 1;
-    int one = 1;
-    setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(*fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-        close(*fd);
-        return 1;
-    }
-    return 0;
 }
 
 /* ---- latencies ----------------------------------------------------------------------- */
@@ -375,7 +350,8 @@ int main(int argc, char **argv)
         mkdir(dir, 0700);
         if (dqlite_node_create((dqlite_node_id)(i + 1), addrs[i], dir, &nodes[i]) != 0 ||
             dqlite_node_set_bind_address(nodes[i], addrs[i]) != 0 ||
-            (nodelay && dqlite_node_set_connect_func(nodes[i], connect_nodelay, NULL) != 0) ||
+            (nodelay &&
+             dqlite_node_set_connect_func(nodes[i], coord_dqlite_node_connect, NULL) != 0) ||
             dqlite_node_start(nodes[i]) != 0)
             die("dqlite node", -1);
     }

@@ -55,11 +55,15 @@ static void node_start(struct fixture *f, int i)
     struct node *nd = &f->nodes[i];
     if (nd->addr[0] == '\0') {
         snprintf(nd->addr, sizeof nd->addr, "127.0.0.1:%d", free_port());
-        snprintf(nd->dir, sizeof nd->dir, "%s/node%d", f->root, i + 1);
+        char root[sizeof f->root]; /* a copy: gcc cannot tell root and dir do not overlap */
+        memcpy(root, f->root, sizeof root);
+        snprintf(nd->dir, sizeof nd->dir, "%s/node%d", root, i + 1);
         assert_int_equal(mkdir(nd->dir, 0700), 0);
     }
     assert_int_equal(dqlite_node_create((dqlite_node_id)(i + 1), nd->addr, nd->dir, &nd->n), 0);
     assert_int_equal(dqlite_node_set_bind_address(nd->n, nd->addr), 0);
+    /* Raft links with TCP_NODELAY and a connect deadline (our connect function). */
+    assert_int_equal(dqlite_node_set_connect_func(nd->n, coord_dqlite_node_connect, NULL), 0);
     assert_int_equal(dqlite_node_start(nd->n), 0);
     nd->running = true;
 }

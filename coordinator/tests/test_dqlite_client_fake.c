@@ -4,7 +4,11 @@
  * dropped after a write was sent (outcome unknown), "not leader" (safe retry), silence (the
  * deadline), malformed replies (protocol error, connection closed, client keeps working).
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -762,6 +766,25 @@ static void fake__lying_leader_is_retried_with_backoff(void **state)
     env_close(&e);
 }
 
+/* The node's connect function returns a blocking socket with TCP_NODELAY, or an error. */
+static void fake__node_connect_sets_nodelay(void **state)
+{
+    (void)state;
+    struct env e;
+    env_open(&e, FAKE_OK, 1000);
+    int fd = -1;
+    assert_int_equal(coord_dqlite_node_connect(NULL, e.fake.addr, &fd), 0);
+    int v = 0;
+    socklen_t len = sizeof v;
+    assert_int_equal(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len), 0);
+    assert_int_not_equal(v, 0);
+    close(fd);
+    assert_ax_err(coord_dqlite_node_connect(NULL, "localhost:1", &fd), AX_EINVAL);
+    /* Nothing listens on port 1 of loopback: refused at once, not after the deadline. */
+    assert_true(coord_dqlite_node_connect((void *)(uintptr_t)2000, "127.0.0.1:1", &fd) < 0);
+    env_close(&e);
+}
+
 /* Bad arguments fail at once and never call back. */
 static void fake__bad_arguments_fail_now(void **state)
 {
@@ -835,6 +858,7 @@ int main(void)
         cmocka_unit_test(fake__group_lost_before_commit_is_rerun),
         cmocka_unit_test(fake__chaos_never_lies),
         cmocka_unit_test(fake__lying_leader_is_retried_with_backoff),
+        cmocka_unit_test(fake__node_connect_sets_nodelay),
         cmocka_unit_test(fake__bad_arguments_fail_now),
         cmocka_unit_test(fake__client_new_out_of_memory_sweep),
     };

@@ -425,4 +425,18 @@ int coord_dqlite_assign(coord_dqlite_req_t *req, coord_dqlite_client_t *c, uint6
 int coord_dqlite_remove(coord_dqlite_req_t *req, coord_dqlite_client_t *c, uint64_t id,
                         coord_dqlite_done_cb cb);
 
+/* ---- for the node ----------------------------------------------------------------------- */
+
+/*
+ * A connect function for the embedded node: dqlite_node_set_connect_func(node,
+ * coord_dqlite_node_connect, arg). It connects to "a.b.c.d:port" or "[v6]:port" with
+ * TCP_NODELAY set (libdqlite's default connect leaves Nagle on, which cost 3-node commits
+ * 2.5-7x and ~50 ms at p99 in bench/dqlite/RESULTS.md) and gives up after `arg`
+ * milliseconds (`(void *)(uintptr_t)ms`; NULL: 5000) instead of the kernel's minutes.
+ * Blocking: libdqlite calls it on a libuv threadpool thread (the one exception to "loop
+ * thread only" in this header). Returns 0 with the connected, blocking socket in *fd, or a
+ * negative AX_E* code (libdqlite only checks for nonzero).
+ */
+int coord_dqlite_node_connect(void *arg, const char *address, int *fd);
+
 #endif /* AETHEX_COORDINATOR_DQLITE_CLIENT_H */
