@@ -129,8 +129,7 @@ static void on_done(coord_dqlite_req_t *req, int status)
     if (status == 0 && req->rows != NULL)
         s->rows = req->rows->nrows;
     if (status != 0)
-        fprintf(stderr, "dqlite_bench: request failed: %s: %s\n", ax_err_name(status),
-                req->errmsg);
+        fprintf(stderr, "dqlite_bench: request failed: %s: %s\n", ax_err_name(status), req->errmsg);
     completed++;
 }
 

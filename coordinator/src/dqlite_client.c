@@ -26,8 +26,8 @@
 #include "dqlite_proto.h"
 
 #define LOG "dqlite"
-#define TICK_MS 10          /* deadline resolution */
-#define MAX_FOLLOW_HOPS 3   /* LEADER answers followed from one member before giving up on it */
+#define TICK_MS 10        /* deadline resolution */
+#define MAX_FOLLOW_HOPS 3 /* LEADER answers followed from one member before giving up on it */
 #define READ_CHUNK 65536
 #define WRITE_HOLD_MIN_MS 1 /* after "database is locked", wait before retrying a group */
 #define WRITE_HOLD_MAX_MS 100
@@ -140,15 +140,15 @@ struct coord_dqlite__op {
     coord_dqlite_done_cb cb;
     enum op_kind kind;
     bool is_write;
-    bool sent;         /* a state-changing message went to the socket this attempt */
-    uint64_t deadline; /* uv_now() milliseconds */
-    ax_buf_t body;     /* owned: SQL text and params tuples of the calls */
+    bool sent;              /* a state-changing message went to the socket this attempt */
+    uint64_t deadline;      /* uv_now() milliseconds */
+    ax_buf_t body;          /* owned: SQL text and params tuples of the calls */
     struct call_enc *calls; /* owned */
     uint32_t ncalls;
-    uint64_t id;       /* ADD/ASSIGN/REMOVE node id */
-    uint64_t role;     /* ASSIGN */
-    uint32_t stmt_id;  /* FINALIZE */
-    uint64_t gen;      /* FINALIZE: the connection the statement lives on */
+    uint64_t id;      /* ADD/ASSIGN/REMOVE node id */
+    uint64_t role;    /* ASSIGN */
+    uint32_t stmt_id; /* FINALIZE */
+    uint64_t gen;     /* FINALIZE: the connection the statement lives on */
     /* Write item progress inside a group. */
     uint32_t call_i;
     bool item_failed;
@@ -200,9 +200,9 @@ struct run {
     /* group */
     struct coord_dqlite__op **items; /* owned array, max_group_items */
     uint32_t nitems;
-    uint32_t item;     /* PREPARE scan / BODY reply cursor: item index */
-    uint32_t pos;      /* BODY reply cursor: position inside the item */
-    uint32_t body_left; /* BODY replies still to come */
+    uint32_t item;                            /* PREPARE scan / BODY reply cursor: item index */
+    uint32_t pos;                             /* BODY reply cursor: position inside the item */
+    uint32_t body_left;                       /* BODY replies still to come */
     bool f_unknown, f_hold, f_fatal, f_rerun; /* what BODY replies asked for */
     enum gphase gphase;
     bool commit_sent;
@@ -216,7 +216,7 @@ struct coord_dqlite_client {
     coord_dqlite_client_config_t cfg; /* members/database replaced by the owned copies */
     char (*members)[COORD_DQLITE_ADDRESS_MAX + 1]; /* owned: configured, then learned */
     uint32_t nmembers, members_cap;
-    char *database; /* owned, or NULL */
+    char *database;     /* owned, or NULL */
     char **session_sql; /* owned: run after OPEN on every connection */
     uint32_t nsession_sql, session_i;
     ax_sm_t sm;
@@ -725,8 +725,8 @@ static void try_next_member(coord_dqlite_client_t *c)
         /* Nobody knew a leader: wait, doubling, then ask everyone again. */
         move(c, COORD_DQLITE_STATE_BACKOFF);
         uv_timer_start(&c->backoff, on_backoff, c->backoff_ms, 0);
-        c->backoff_ms = c->backoff_ms * 2 > c->cfg.backoff_max_ms ? c->cfg.backoff_max_ms
-                                                                  : c->backoff_ms * 2;
+        c->backoff_ms =
+            c->backoff_ms * 2 > c->cfg.backoff_max_ms ? c->cfg.backoff_max_ms : c->backoff_ms * 2;
         return;
     }
     uint32_t i = (c->round_start + c->round_tried) % c->nmembers;
@@ -787,8 +787,8 @@ static void on_connect_message(coord_dqlite_client_t *c, const struct coord_dqli
         if (coord_dqlite__decode_failure(m->body, &code, &msg) != 0)
             c->stats.protocol_errors++;
         const char *what = state(c) == COORD_DQLITE_STATE_HANDSHAKE ? "LEADER"
-                           : c->session_i > 0                      ? c->session_sql[c->session_i - 1]
-                                                                   : "OPEN";
+                           : c->session_i > 0 ? c->session_sql[c->session_i - 1]
+                                              : "OPEN";
         attempt_failed(c, "%s refused %s: %.*s (%llu)", c->target, what,
                        (int)(msg.len > 160 ? 160 : msg.len), (const char *)msg.base,
                        (unsigned long long)code);
@@ -854,12 +854,11 @@ static void on_connect_message(coord_dqlite_client_t *c, const struct coord_dqli
             /* Per-connection settings (PRAGMA foreign_keys...) die with each connection. */
             const char *sql = c->session_sql[c->session_i++];
             ax_buf_reset(&c->scratch);
-            send_or_fail_attempt(c,
-                                 coord_dqlite__encode_sql_req(&c->scratch,
-                                                              COORD_DQLITE__REQ_EXEC_SQL, c->db_id,
-                                                              AX_SLICE(sql, strlen(sql)),
-                                                              AX_SLICE(NULL, 0)),
-                                 "session SQL");
+            send_or_fail_attempt(
+                c,
+                coord_dqlite__encode_sql_req(&c->scratch, COORD_DQLITE__REQ_EXEC_SQL, c->db_id,
+                                             AX_SLICE(sql, strlen(sql)), AX_SLICE(NULL, 0)),
+                "session SQL");
             return;
         }
         send_cluster(c);
@@ -912,8 +911,8 @@ static void conn_lost(coord_dqlite_client_t *c, bool proto, const char *fmt, ...
         if (c->closing)
             return;
         uv_timer_start(&c->backoff, on_backoff, c->backoff_ms, 0);
-        c->backoff_ms = c->backoff_ms * 2 > c->cfg.backoff_max_ms ? c->cfg.backoff_max_ms
-                                                                  : c->backoff_ms * 2;
+        c->backoff_ms =
+            c->backoff_ms * 2 > c->cfg.backoff_max_ms ? c->cfg.backoff_max_ms : c->backoff_ms * 2;
         return;
     }
     move(c, COORD_DQLITE_STATE_IDLE);
@@ -934,10 +933,9 @@ static int encode_call(coord_dqlite_client_t *c, const struct coord_dqlite__op *
 {
     ax_slice_t params = AX_SLICE(op->body.base + call->par_off, call->par_len);
     if (call->stmt != NULL)
-        return coord_dqlite__encode_stmt_req(&c->scratch,
-                                             query ? COORD_DQLITE__REQ_QUERY
-                                                   : COORD_DQLITE__REQ_EXEC,
-                                             c->db_id, call->stmt->id, params);
+        return coord_dqlite__encode_stmt_req(
+            &c->scratch, query ? COORD_DQLITE__REQ_QUERY : COORD_DQLITE__REQ_EXEC, c->db_id,
+            call->stmt->id, params);
     return coord_dqlite__encode_sql_req(
         &c->scratch, query ? COORD_DQLITE__REQ_QUERY_SQL : COORD_DQLITE__REQ_EXEC_SQL, c->db_id,
         AX_SLICE(op->body.base + call->sql_off, call->sql_len), params);
@@ -1001,8 +999,7 @@ static void run_op_send(coord_dqlite_client_t *c)
     case OP_ADD:
         r->expect = COORD_DQLITE__RESP_EMPTY;
         state_changing = true;
-        rv = coord_dqlite__encode_add(&c->scratch, op->id,
-                                      AX_SLICE(op->body.base, op->body.len));
+        rv = coord_dqlite__encode_add(&c->scratch, op->id, AX_SLICE(op->body.base, op->body.len));
         break;
     case OP_ASSIGN:
         r->expect = COORD_DQLITE__RESP_EMPTY;
@@ -1465,8 +1462,7 @@ static void group_body_reply(coord_dqlite_client_t *c, bool ok, uint64_t code, a
     if (++r->pos >= item_replies(op)) {
         r->pos = 0;
         r->item++;
-        while (r->item < r->nitems && r->items[r->item]->item_failed &&
-               r->item < r->nitems)
+        while (r->item < r->nitems && r->items[r->item]->item_failed && r->item < r->nitems)
             r->item++;
     }
     if (r->body_left > 0)
@@ -1557,8 +1553,8 @@ static void group_failure(coord_dqlite_client_t *c, uint64_t code, ax_slice_t ms
         }
         r->commit_sent = false;
         group_note(r, code, msg);
-        group_rollback(c, primary(code) == COORD_DQLITE__SQLITE_BUSY ? AFTER_RETRY_HOLD
-                                                                     : AFTER_FAIL);
+        group_rollback(c,
+                       primary(code) == COORD_DQLITE__SQLITE_BUSY ? AFTER_RETRY_HOLD : AFTER_FAIL);
         return;
     case G_ROLLBACK:
         group_after_rollback(c);
@@ -1771,8 +1767,8 @@ int coord_dqlite_client_new(uv_loop_t *loop, const coord_dqlite_client_config_t 
         return AX_EINVAL;
     const coord_dqlite_limits_t *l = &cfg->limits;
     if (l->max_message_bytes < 64 || l->max_columns == 0 || l->max_group_items == 0 ||
-        l->max_item_calls == 0 || l->max_params > COORD_DQLITE__MAX_PARAMS ||
-        l->max_pending == 0 || cfg->request_timeout_ms == 0 || cfg->connect_timeout_ms == 0)
+        l->max_item_calls == 0 || l->max_params > COORD_DQLITE__MAX_PARAMS || l->max_pending == 0 ||
+        cfg->request_timeout_ms == 0 || cfg->connect_timeout_ms == 0)
         return AX_EINVAL;
     for (uint32_t i = 0; i < cfg->nmembers; i++) {
         struct sockaddr_storage sa;
@@ -1957,8 +1953,7 @@ void coord_dqlite_client_stats(const coord_dqlite_client_t *c, coord_dqlite_stat
 /* ---- submitting --------------------------------------------------------------------------- */
 
 static int op_new(coord_dqlite_req_t *req, coord_dqlite_client_t *c, coord_dqlite_done_cb cb,
-                  enum op_kind kind, bool is_write, uint32_t ncalls,
-                  struct coord_dqlite__op **out)
+                  enum op_kind kind, bool is_write, uint32_t ncalls, struct coord_dqlite__op **out)
 {
     if (req == NULL || c == NULL || cb == NULL)
         return AX_EINVAL;
@@ -2061,8 +2056,7 @@ static int submit_call(coord_dqlite_req_t *req, coord_dqlite_client_t *c, enum o
 }
 
 int coord_dqlite_exec(coord_dqlite_req_t *req, coord_dqlite_stmt_t *stmt,
-                      const coord_dqlite_value_t *params, uint32_t nparams,
-                      coord_dqlite_done_cb cb)
+                      const coord_dqlite_value_t *params, uint32_t nparams, coord_dqlite_done_cb cb)
 {
     if (stmt == NULL)
         return AX_EINVAL;
@@ -2105,8 +2099,7 @@ int coord_dqlite_prepare(coord_dqlite_req_t *req, coord_dqlite_stmt_t *stmt,
 }
 
 int coord_dqlite_write(coord_dqlite_req_t *req, coord_dqlite_client_t *c,
-                       const coord_dqlite_call_t *calls, uint32_t ncalls,
-                       coord_dqlite_done_cb cb)
+                       const coord_dqlite_call_t *calls, uint32_t ncalls, coord_dqlite_done_cb cb)
 {
     if (c == NULL || calls == NULL || ncalls == 0)
         return AX_EINVAL;
@@ -2128,16 +2121,14 @@ int coord_dqlite_write(coord_dqlite_req_t *req, coord_dqlite_client_t *c,
     return op_submit(c, op);
 }
 
-int coord_dqlite_leader(coord_dqlite_req_t *req, coord_dqlite_client_t *c,
-                        coord_dqlite_done_cb cb)
+int coord_dqlite_leader(coord_dqlite_req_t *req, coord_dqlite_client_t *c, coord_dqlite_done_cb cb)
 {
     struct coord_dqlite__op *op;
     int rv = op_new(req, c, cb, OP_LEADER, false, 0, &op);
     return rv != 0 ? rv : op_submit(c, op);
 }
 
-int coord_dqlite_cluster(coord_dqlite_req_t *req, coord_dqlite_client_t *c,
-                         coord_dqlite_done_cb cb)
+int coord_dqlite_cluster(coord_dqlite_req_t *req, coord_dqlite_client_t *c, coord_dqlite_done_cb cb)
 {
     struct coord_dqlite__op *op;
     int rv = op_new(req, c, cb, OP_CLUSTER, false, 0, &op);
@@ -2252,8 +2243,8 @@ int coord_dqlite_node_connect(void *arg, const char *address, int *fd)
     struct sockaddr_storage sa;
     if (address == NULL || fd == NULL || parse_address(address, &sa) != 0)
         return AX_EINVAL;
-    socklen_t len = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                             : sizeof(struct sockaddr_in);
+    socklen_t len =
+        sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     int s = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0)
         return -errno;

@@ -593,8 +593,7 @@ int coord_dqlite__rows_feed(struct coord_dqlite__rows *r, ax_slice_t body)
     rv = get_u64(&c, &ncols);
     if (rv != 0)
         goto fail;
-    if (ncols == 0 || ncols > r->max_columns ||
-        (r->batches > 0 && ncols != r->pub.ncols)) {
+    if (ncols == 0 || ncols > r->max_columns || (r->batches > 0 && ncols != r->pub.ncols)) {
         rv = AX_EPROTO;
         goto fail;
     }
@@ -669,9 +668,10 @@ int coord_dqlite__rows_feed(struct coord_dqlite__rows *r, ax_slice_t body)
     }
 
     if (!r->overflow) {
-        uint64_t added = body.len + sizeof *blk +
-                         (uint64_t)(r->pub.nrows - start_rows) * ncols * sizeof(coord_dqlite_value_t) +
-                         (first ? ncols * sizeof(char *) : 0);
+        uint64_t added =
+            body.len + sizeof *blk +
+            (uint64_t)(r->pub.nrows - start_rows) * ncols * sizeof(coord_dqlite_value_t) +
+            (first ? ncols * sizeof(char *) : 0);
         r->bytes += added;
         if (r->bytes > r->max_bytes)
             r->overflow = true;

@@ -149,11 +149,11 @@ int coord_dqlite__decode_servers(ax_slice_t body, uint32_t max_nodes, coord_dqli
 struct coord_dqlite__rows_block; /* one kept copy of a ROWS body */
 struct coord_dqlite__rows {
     coord_dqlite_rows_t pub;
-    const char **names;                     /* owned array; strings point into blocks */
-    coord_dqlite_value_t *values;           /* owned, nrows * ncols */
-    size_t values_cap;                      /* in values */
+    const char **names;                      /* owned array; strings point into blocks */
+    coord_dqlite_value_t *values;            /* owned, nrows * ncols */
+    size_t values_cap;                       /* in values */
     struct coord_dqlite__rows_block *blocks; /* owned list */
-    uint64_t bytes;                         /* counted against max_result_bytes */
+    uint64_t bytes;                          /* counted against max_result_bytes */
     uint32_t max_rows;
     uint64_t max_bytes;
     uint32_t max_columns;

@@ -292,12 +292,9 @@ static void client__insert_and_query_every_type(void **state)
     assert_ax_err(coord_dqlite_stmt_new(f->c, "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)", &ins),
                   0);
     coord_dqlite_value_t p[] = {
-        coord_dqlite_int(-42),
-        coord_dqlite_float(2.5),
-        coord_dqlite_text(evil),
-        coord_dqlite_blob("\x00\x01\xff", 3),
-        coord_dqlite_null(),
-        coord_dqlite_iso8601("2026-11-26 09:00:00"),
+        coord_dqlite_int(-42),   coord_dqlite_float(2.5),
+        coord_dqlite_text(evil), coord_dqlite_blob("\x00\x01\xff", 3),
+        coord_dqlite_null(),     coord_dqlite_iso8601("2026-11-26 09:00:00"),
         coord_dqlite_bool(true),
     };
     struct call k = {0};
@@ -313,9 +310,8 @@ static void client__insert_and_query_every_type(void **state)
 
     struct call q = {0};
     coord_dqlite_value_t w = coord_dqlite_text(evil);
-    assert_ax_err(coord_dqlite_query_sql(&q.req, f->c, "SELECT * FROM t WHERE s = ?", &w, 1,
-                                         on_done),
-                  0);
+    assert_ax_err(
+        coord_dqlite_query_sql(&q.req, f->c, "SELECT * FROM t WHERE s = ?", &w, 1, on_done), 0);
     run_until(f, &q.done, 1);
     assert_ax_err(q.status, 0);
     assert_int_equal(q.nrows, 1);
@@ -401,9 +397,9 @@ static void client__result_over_limit(void **state)
     run_until(f, &q.done, 1);
     assert_ax_err(q.status, AX_EMSGSIZE);
     struct call q2 = {0};
-    assert_ax_err(coord_dqlite_query_sql(&q2.req, f->c, "SELECT k FROM big WHERE k <= 10", NULL,
-                                         0, on_done),
-                  0);
+    assert_ax_err(
+        coord_dqlite_query_sql(&q2.req, f->c, "SELECT k FROM big WHERE k <= 10", NULL, 0, on_done),
+        0);
     run_until(f, &q2.done, 1);
     assert_ax_err(q2.status, 0);
     assert_int_equal(q2.sum, 55);
@@ -415,8 +411,7 @@ static void client__errors_carry_sqlite_message(void **state)
     struct fixture *f = *state;
     client_open(f, 0, 10000, NULL);
     struct call k = {0};
-    assert_ax_err(coord_dqlite_exec_sql(&k.req, f->c, "CREATE TABL oops (x)", NULL, 0, on_done),
-                  0);
+    assert_ax_err(coord_dqlite_exec_sql(&k.req, f->c, "CREATE TABL oops (x)", NULL, 0, on_done), 0);
     run_until(f, &k.done, 1);
     assert_ax_err(k.status, AX_EDB);
     assert_non_null(strstr(k.req.errmsg, "syntax error"));
@@ -465,17 +460,16 @@ static void client__foreign_keys_on_every_connection(void **state)
     exec_ok(f, "INSERT INTO child VALUES (1)");
     struct call orphan = {0};
     coord_dqlite_value_t v = coord_dqlite_int(99);
-    assert_ax_err(coord_dqlite_exec_sql(&orphan.req, f->c, "INSERT INTO child VALUES (?)", &v, 1,
-                                        on_done),
-                  0);
+    assert_ax_err(
+        coord_dqlite_exec_sql(&orphan.req, f->c, "INSERT INTO child VALUES (?)", &v, 1, on_done),
+        0);
     run_until(f, &orphan.done, 1);
     assert_ax_err(orphan.status, AX_EDB);
     assert_non_null(strstr(orphan.req.errmsg, "FOREIGN KEY constraint failed"));
     exec_ok(f, "DELETE FROM parent WHERE id = 1");
     struct call q = {0};
-    assert_ax_err(coord_dqlite_query_sql(&q.req, f->c, "SELECT count(*) FROM child", NULL, 0,
-                                         on_done),
-                  0);
+    assert_ax_err(
+        coord_dqlite_query_sql(&q.req, f->c, "SELECT count(*) FROM child", NULL, 0, on_done), 0);
     run_until(f, &q.done, 1);
     assert_ax_err(q.status, 0);
     assert_int_equal(q.sum, 0); /* cascaded */
@@ -513,9 +507,8 @@ static void client__write_items_fail_alone(void **state)
     assert_int_equal(k[2].req.failed_call, 1);
     assert_ax_err(k[3].status, 0);
     struct call q = {0};
-    assert_ax_err(coord_dqlite_query_sql(&q.req, f->c, "SELECT k FROM w ORDER BY k", NULL, 0,
-                                         on_done),
-                  0);
+    assert_ax_err(
+        coord_dqlite_query_sql(&q.req, f->c, "SELECT k FROM w ORDER BY k", NULL, 0, on_done), 0);
     run_until(f, &q.done, 1);
     assert_ax_err(q.status, 0);
     assert_int_equal(q.nrows, 2); /* 1 and 4: item 3's first row was rolled back with it */
@@ -613,8 +606,8 @@ static void client__cluster_membership_and_failover(void **state)
     /* Small groups, several of them under way when the node goes. */
     for (int i = 0; i < FLY; i++) {
         coord_dqlite_value_t v = coord_dqlite_int(i);
-        coord_dqlite_call_t w = {.sql = "INSERT INTO inflight VALUES (?)", .params = &v,
-                                 .nparams = 1};
+        coord_dqlite_call_t w = {
+            .sql = "INSERT INTO inflight VALUES (?)", .params = &v, .nparams = 1};
         assert_ax_err(coord_dqlite_write(&fly[i].req, f->c, &w, 1, on_done), 0);
         if (i % 6 == 5)
             uv_run(&f->loop, UV_RUN_NOWAIT);
@@ -647,8 +640,8 @@ static void client__cluster_membership_and_failover(void **state)
                 fail_msg("write %d reported %s but is there", i, ax_err_name(fly[i].status));
         }
     }
-    print_message("in flight at leader stop: %d committed, %d unknown of %d\n", committed,
-                  unknown, FLY);
+    print_message("in flight at leader stop: %d committed, %d unknown of %d\n", committed, unknown,
+                  FLY);
     assert_true(committed + unknown >= 1);
     coord_dqlite_value_t two = coord_dqlite_int(2);
     coord_dqlite_call_t w2 = {.stmt = ins, .params = &two, .nparams = 1};
@@ -701,8 +694,8 @@ static void client__concurrent_writers_all_commit(void **state)
     for (int k = 0; k < PER; k++) {
         for (int who = 0; who < 2; who++) {
             coord_dqlite_value_t p[] = {coord_dqlite_int(who), coord_dqlite_int(k)};
-            coord_dqlite_call_t call = {.sql = "INSERT INTO cw VALUES (?, ?)", .params = p,
-                                        .nparams = 2};
+            coord_dqlite_call_t call = {
+                .sql = "INSERT INTO cw VALUES (?, ?)", .params = p, .nparams = 2};
             assert_ax_err(coord_dqlite_write(&items[who][k].req, who ? second : first, &call, 1,
                                              on_group_done),
                           0);
@@ -714,8 +707,7 @@ static void client__concurrent_writers_all_commit(void **state)
     run_until(f, &group_done, 2 * PER);
     assert_int_equal(group_ok, 2 * PER);
     struct call q = {0};
-    assert_ax_err(coord_dqlite_query_sql(&q.req, f->c, "SELECT count(*) FROM cw", NULL, 0,
-                                         on_done),
+    assert_ax_err(coord_dqlite_query_sql(&q.req, f->c, "SELECT count(*) FROM cw", NULL, 0, on_done),
                   0);
     run_until(f, &q.done, 1);
     assert_ax_err(q.status, 0);
@@ -724,7 +716,9 @@ static void client__concurrent_writers_all_commit(void **state)
     coord_dqlite_client_stats(first, &a);
     coord_dqlite_client_stats(second, &b);
     assert_int_equal(a.items + b.items, 2 * PER);
-    print_message("groups %llu+%llu retries %llu+%llu\n", (unsigned long long)a.groups, (unsigned long long)b.groups, (unsigned long long)a.retries, (unsigned long long)b.retries);
+    print_message("groups %llu+%llu retries %llu+%llu\n", (unsigned long long)a.groups,
+                  (unsigned long long)b.groups, (unsigned long long)a.retries,
+                  (unsigned long long)b.retries);
     coord_dqlite_client_close(first, on_closed);
     run_until(f, &f->closed, 1);
 }
@@ -738,8 +732,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(client__result_over_limit, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__errors_carry_sqlite_message, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__write_items_fail_alone, setup1, teardown),
-        cmocka_unit_test_setup_teardown(client__foreign_keys_on_every_connection, setup1,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(client__foreign_keys_on_every_connection, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__close_cancels_pending, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__concurrent_writers_all_commit, setup1, teardown),
         cmocka_unit_test_setup_teardown(client__no_member_answers, setup1, teardown),

@@ -52,9 +52,9 @@ struct fake_conn {
     struct fake *f;
     ax_buf_t in;
     bool handshaken;
-    bool stalled;              /* FAKE_CHAOS: stopped answering */
-    bool in_tx;                /* FAKE_CHAOS: a transaction is open */
-    int tx_ids[CHAOS_IDS];     /* ids inserted in the open transaction */
+    bool stalled;          /* FAKE_CHAOS: stopped answering */
+    bool in_tx;            /* FAKE_CHAOS: a transaction is open */
+    int tx_ids[CHAOS_IDS]; /* ids inserted in the open transaction */
     int ntx;
 };
 
@@ -519,9 +519,8 @@ static void env_close(struct env *e)
 static void exec_sql(struct env *e, struct call *k)
 {
     memset(k, 0, sizeof *k);
-    assert_ax_err(coord_dqlite_exec_sql(&k->req, e->c, "INSERT INTO t VALUES (1)", NULL, 0,
-                                        on_done),
-                  0);
+    assert_ax_err(
+        coord_dqlite_exec_sql(&k->req, e->c, "INSERT INTO t VALUES (1)", NULL, 0, on_done), 0);
 }
 
 static void query_sql(struct env *e, struct call *k)
@@ -662,8 +661,8 @@ static void fake__group_lost_before_commit_is_rerun(void **state)
 
 struct chaos_call {
     struct call k;
-    int id;     /* -1 for reads */
-    int kind;   /* 0 exec, 1 write item, 2 query, 3 cluster */
+    int id;   /* -1 for reads */
+    int kind; /* 0 exec, 1 write item, 2 query, 3 cluster */
 };
 
 /* Under seeded random reply faults, every request is called back exactly once, no write
@@ -689,8 +688,8 @@ static void fake__chaos_never_lies(void **state)
             e.fake.rng = e.fake.rng * 6364136223846793005ull + 1442695040888963407ull;
             cc->id = cc->kind <= 1 ? i : -1;
             coord_dqlite_value_t v = coord_dqlite_int(i);
-            coord_dqlite_call_t call = {.sql = "INSERT INTO t VALUES (?)", .params = &v,
-                                        .nparams = 1};
+            coord_dqlite_call_t call = {
+                .sql = "INSERT INTO t VALUES (?)", .params = &v, .nparams = 1};
             int rv;
             switch (cc->kind) {
             case 0:
@@ -797,8 +796,7 @@ static void fake__bad_arguments_fail_now(void **state)
     assert_ax_err(coord_dqlite_exec_sql(&k.req, e.c, "", NULL, 0, on_done), AX_EINVAL);
     assert_ax_err(coord_dqlite_write(&k.req, e.c, NULL, 0, on_done), AX_EINVAL);
     assert_ax_err(coord_dqlite_add(&k.req, e.c, 2, "not an address", on_done), AX_EINVAL);
-    assert_ax_err(coord_dqlite_assign(&k.req, e.c, 2, (coord_dqlite_role_t)9, on_done),
-                  AX_EINVAL);
+    assert_ax_err(coord_dqlite_assign(&k.req, e.c, 2, (coord_dqlite_role_t)9, on_done), AX_EINVAL);
     uv_run(&e.loop, UV_RUN_NOWAIT);
     assert_int_equal(k.done, 0);
     assert_int_equal(coord_dqlite_client_state(e.c), COORD_DQLITE_STATE_IDLE);

@@ -57,12 +57,14 @@ static void proto__leader_request_bytes(void **state)
 static void proto__open_request_bytes(void **state)
 {
     struct fixture *f = *state;
+    /* clang-format off */
     static const uint8_t want[] = {
         3, 0, 0, 0, 3, 0, 0, 0,                /* 3 words, type OPEN */
         'a', 'e', 't', 'h', 'e', 'x', 0, 0,    /* "aethex" NUL pad */
         0, 0, 0, 0, 0, 0, 0, 0,                /* flags */
         0, 0, 0, 0, 0, 0, 0, 0,                /* "" */
     };
+    /* clang-format on */
     assert_ax_err(coord_dqlite__encode_open(&f->b, AX_SLICE_LIT("aethex")), 0);
     assert_int_equal(f->b.len, sizeof want);
     assert_memory_equal(f->b.base, want, sizeof want);
@@ -91,6 +93,7 @@ static void proto__text_with_nul_is_refused(void **state)
 static void proto__params_tuple_bytes(void **state)
 {
     struct fixture *f = *state;
+    /* clang-format off */
     coord_dqlite_value_t v[] = {
         coord_dqlite_int(-2),
         coord_dqlite_text("hi"),
@@ -100,6 +103,8 @@ static void proto__params_tuple_bytes(void **state)
         coord_dqlite_float(1.0),
         coord_dqlite_iso8601("2026"),
     };
+    /* clang-format on */
+    /* clang-format off */
     static const uint8_t want[] = {
         7, 1, 3, 5, 4, 11, 2, 10,                         /* count + 7 types fill a word */
         0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,   /* -2 */
@@ -110,6 +115,7 @@ static void proto__params_tuple_bytes(void **state)
         0, 0, 0, 0, 0, 0, 0xf0, 0x3f,                     /* 1.0 */
         '2', '0', '2', '6', 0, 0, 0, 0,                   /* iso8601 */
     };
+    /* clang-format on */
     assert_ax_err(coord_dqlite__encode_params(&f->b, v, AX_ARRAY_SIZE(v)), 0);
     assert_int_equal(f->b.len, sizeof want);
     assert_memory_equal(f->b.base, want, sizeof want);
@@ -156,6 +162,7 @@ static void proto__exec_sql_request_bytes(void **state)
                                                AX_SLICE_LIT("SELECT ?"),
                                                AX_SLICE(params.base, params.len)),
                   0);
+    /* clang-format off */
     static const uint8_t want[] = {
         5, 0, 0, 0, 8, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0,
@@ -163,6 +170,7 @@ static void proto__exec_sql_request_bytes(void **state)
         1, 1, 0, 0, 0, 0, 0, 0,
         7, 0, 0, 0, 0, 0, 0, 0,
     };
+    /* clang-format on */
     assert_int_equal(f->b.len, sizeof want);
     assert_memory_equal(f->b.base, want, sizeof want);
     ax_buf_close(&params);
@@ -172,9 +180,8 @@ static void proto__exec_sql_request_bytes(void **state)
 static void proto__exec_stmt_request_bytes(void **state)
 {
     struct fixture *f = *state;
-    assert_ax_err(coord_dqlite__encode_stmt_req(&f->b, COORD_DQLITE__REQ_EXEC, 0, 3,
-                                                AX_SLICE(NULL, 0)),
-                  0);
+    assert_ax_err(
+        coord_dqlite__encode_stmt_req(&f->b, COORD_DQLITE__REQ_EXEC, 0, 3, AX_SLICE(NULL, 0)), 0);
     static const uint8_t want[] = {1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0};
     assert_int_equal(f->b.len, sizeof want);
     assert_memory_equal(f->b.base, want, sizeof want);
@@ -204,8 +211,8 @@ static void proto__membership_request_bytes(void **state)
 static void proto__msg_parse_needs_whole_message(void **state)
 {
     (void)state;
-    static const uint8_t msg[] = {2, 0, 0, 0, 6, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0,
-                                  1, 0, 0, 0, 0, 0, 0, 0, 0xaa};
+    static const uint8_t msg[] = {2, 0, 0, 0, 6, 0, 0, 0, 5, 0, 0, 0,   0,
+                                  0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0xaa};
     struct coord_dqlite__msg m;
     for (size_t n = 0; n < 24; n++)
         assert_int_equal(coord_dqlite__msg_parse(msg, n, 1024, &m), 0);

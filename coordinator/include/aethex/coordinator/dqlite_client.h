@@ -204,16 +204,16 @@ struct coord_dqlite_req {
 
     /* Filled by the client; valid in the callback. */
     coord_dqlite_client_t *client;
-    coord_dqlite_result_t result;      /* exec, exec_sql, write */
-    const coord_dqlite_rows_t *rows;   /* query, query_sql: borrowed for the callback */
-    coord_dqlite_node_t node;          /* leader */
-    const coord_dqlite_node_t *nodes;  /* cluster: nnodes entries, borrowed for the callback */
+    coord_dqlite_result_t result;     /* exec, exec_sql, write */
+    const coord_dqlite_rows_t *rows;  /* query, query_sql: borrowed for the callback */
+    coord_dqlite_node_t node;         /* leader */
+    const coord_dqlite_node_t *nodes; /* cluster: nnodes entries, borrowed for the callback */
     uint32_t nnodes;
-    uint64_t db_code;                  /* SQLite extended code of a FAILURE reply, else 0 */
-    uint32_t failed_call;              /* write item: index of the call that failed */
-    char errmsg[AX_ERRMSG_LEN];        /* "" on success; context otherwise */
+    uint64_t db_code;           /* SQLite extended code of a FAILURE reply, else 0 */
+    uint32_t failed_call;       /* write item: index of the call that failed */
+    char errmsg[AX_ERRMSG_LEN]; /* "" on success; context otherwise */
 
-    struct coord_dqlite__op *op_;      /* private */
+    struct coord_dqlite__op *op_; /* private */
 };
 
 /* ---- client ------------------------------------------------------------------------------ */
@@ -250,12 +250,12 @@ typedef struct coord_dqlite_client_config {
      * connect attempt (the member is skipped, as if it did not answer). */
     const char *const *session_sql;
     uint32_t nsession_sql;
-    uint32_t connect_timeout_ms;  /* one TCP connect + handshake attempt to one member */
-    uint32_t request_timeout_ms;  /* default deadline of a request, from submission */
-    uint32_t backoff_min_ms;      /* wait after a full round of members found no leader, */
-    uint32_t backoff_max_ms;      /* doubling up to this */
+    uint32_t connect_timeout_ms; /* one TCP connect + handshake attempt to one member */
+    uint32_t request_timeout_ms; /* default deadline of a request, from submission */
+    uint32_t backoff_min_ms;     /* wait after a full round of members found no leader, */
+    uint32_t backoff_max_ms;     /* doubling up to this */
     coord_dqlite_limits_t limits;
-    void *data;                   /* user context: coord_dqlite_client_data() */
+    void *data; /* user context: coord_dqlite_client_data() */
 } coord_dqlite_client_config_t;
 
 /* Fills defaults: no members, no database, session_sql {"PRAGMA foreign_keys = ON"},
@@ -400,14 +400,12 @@ int coord_dqlite_query_sql(coord_dqlite_req_t *req, coord_dqlite_client_t *c, co
  * (`sql`), not a handle. `ncalls` of 0 is AX_EINVAL.
  */
 int coord_dqlite_write(coord_dqlite_req_t *req, coord_dqlite_client_t *c,
-                       const coord_dqlite_call_t *calls, uint32_t ncalls,
-                       coord_dqlite_done_cb cb);
+                       const coord_dqlite_call_t *calls, uint32_t ncalls, coord_dqlite_done_cb cb);
 
 /* ---- membership (no database needed) ----------------------------------------------------- */
 
 /* The leader as the cluster reports it: req->node (id, address). */
-int coord_dqlite_leader(coord_dqlite_req_t *req, coord_dqlite_client_t *c,
-                        coord_dqlite_done_cb cb);
+int coord_dqlite_leader(coord_dqlite_req_t *req, coord_dqlite_client_t *c, coord_dqlite_done_cb cb);
 
 /* Every member with its role: req->nodes / req->nnodes, borrowed for the callback. */
 int coord_dqlite_cluster(coord_dqlite_req_t *req, coord_dqlite_client_t *c,
