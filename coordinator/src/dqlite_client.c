@@ -1273,7 +1273,7 @@ static void group_prepare_next(coord_dqlite_client_t *c)
     for (uint32_t i = 0; i < r->nitems; i++)
         live = live || !r->items[i]->item_failed;
     if (!live) {
-        group_finish(c, 0); /* every item failed to prepare: nothing to run */
+        group_finish(c, AX_EDB); /* every item failed to prepare: no transaction ran */
         return;
     }
     group_send_const(c, G_BEGIN, "BEGIN IMMEDIATE");
