@@ -5,7 +5,8 @@
 #   bench/transcode/run.sh [BUILD_DIR]        (default: build-tc; needs target transcode_ladder)
 #   env: SRC      the 60 s 720p30 source (made by bench/make_source.sh if missing)
 #        REPS     full-speed pairs, alternating CLI/ours (default 3); the median is reported
-#        PACED    1 (default): also one paced pair (-re / --realtime), as a live stream arrives
+#        PACED    1 (default): also paced pairs (-re / --realtime), as a live stream arrives
+#        PACED_REPS paced pairs (default 1; each takes 2 x the source's duration)
 #        VARIANTS 1 (default): one run of each variant (our savings switched off one by one,
 #                 threads, scalers, a single-threaded CLI)
 #        PERF     1 (default): perf record of one run each, summarised by shared object
@@ -22,6 +23,7 @@ BIN=$BUILD/media/transcode_ladder
 SRC=${SRC:-/tmp/bench/src720.flv}
 REPS=${REPS:-3}
 PACED=${PACED:-1}
+PACED_REPS=${PACED_REPS:-1}
 VARIANTS=${VARIANTS:-1}
 PERF=${PERF:-1}
 OUT=${OUT:-/tmp/bench/transcode}
@@ -78,8 +80,10 @@ for r in $(seq "$REPS"); do
     measure ours ours
 done
 if [ "$PACED" = 1 ]; then
-    measure cli_paced cli -re
-    measure ours_paced ours --realtime
+    for r in $(seq "$PACED_REPS"); do
+        measure cli_paced cli -re
+        measure ours_paced ours --realtime
+    done
 fi
 if [ "$VARIANTS" = 1 ]; then
     measure cli_threads1 cli -threads1
@@ -119,7 +123,7 @@ ours_m=$(median ours)
 say "median full speed: cli=${cli_m} ours=${ours_m} CPU-s per stream-minute; ratio=$(awk -v a="$ours_m" -v b="$cli_m" 'BEGIN { printf "%.3f", a / b }')"
 if [ "$PACED" = 1 ]; then
     cp=$(median cli_paced); op=$(median ours_paced)
-    say "paced: cli=${cp} ours=${op} CPU-s per stream-minute; ratio=$(awk -v a="$op" -v b="$cp" 'BEGIN { printf "%.3f", a / b }')"
+    say "median paced: cli=${cp} ours=${op} CPU-s per stream-minute; ratio=$(awk -v a="$op" -v b="$cp" 'BEGIN { printf "%.3f", a / b }')"
 fi
 say "streams on 2 cores in real time (120 CPU-s per minute, 80% usable): ours=$(awk -v c="$ours_m" 'BEGIN { printf "%d", 0.8 * 120 / c }') cli=$(awk -v c="$cli_m" 'BEGIN { printf "%d", 0.8 * 120 / c }') (at 100%: ours=$(awk -v c="$ours_m" 'BEGIN { printf "%.1f", 120 / c }') cli=$(awk -v c="$cli_m" 'BEGIN { printf "%.1f", 120 / c }'))"
 say "load after: $(cat /proc/loadavg)"
