@@ -481,7 +481,7 @@ static void client__write_items_fail_alone(void **state)
     struct fixture *f = *state;
     client_open(f, 0, 10000, NULL);
     exec_ok(f, "CREATE TABLE w (k INTEGER PRIMARY KEY, v TEXT NOT NULL)");
-    struct call k[4];
+    struct call k[5];
     memset(k, 0, sizeof k);
     coord_dqlite_value_t a[] = {coord_dqlite_int(1), coord_dqlite_text("one")};
     coord_dqlite_value_t b[] = {coord_dqlite_int(2), coord_dqlite_null()}; /* NOT NULL fails */
@@ -498,8 +498,19 @@ static void client__write_items_fail_alone(void **state)
     assert_ax_err(coord_dqlite_write(&k[1].req, f->c, &cb, 1, on_done), 0);
     assert_ax_err(coord_dqlite_write(&k[2].req, f->c, cc, 2, on_done), 0);
     assert_ax_err(coord_dqlite_write(&k[3].req, f->c, &cd, 1, on_done), 0);
-    for (int i = 0; i < 4; i++)
+    /* A statement handle that cannot be prepared fails its item before the transaction. */
+    coord_dqlite_stmt_t *bad;
+    assert_ax_err(coord_dqlite_stmt_new(f->c, "INSERT INTO nowhere VALUES (?)", &bad), 0);
+    coord_dqlite_value_t e = coord_dqlite_int(5);
+    coord_dqlite_call_t ce[] = {{.sql = ins, .params = d, .nparams = 2},
+                                {.stmt = bad, .params = &e, .nparams = 1}};
+    assert_ax_err(coord_dqlite_write(&k[4].req, f->c, ce, 2, on_done), 0);
+    for (int i = 0; i < 5; i++)
         run_until(f, &k[i].done, 1);
+    assert_ax_err(k[4].status, AX_EDB);
+    assert_int_equal(k[4].req.failed_call, 1);
+    assert_non_null(strstr(k[4].req.errmsg, "no such table"));
+    coord_dqlite_stmt_free(bad);
     assert_ax_err(k[0].status, 0);
     assert_ax_err(k[1].status, AX_EDB);
     assert_non_null(strstr(k[1].req.errmsg, "NOT NULL"));
