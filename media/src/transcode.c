@@ -67,7 +67,8 @@ struct media_transcoder {
     int sws_flags;
     char x264_params[MEDIA_TRANSCODE_X264_PARAMS_LEN + 64]; /* the caller's, then ours */
     AVCodecContext *dec; /* owned */
-    AVPacket *pkt;       /* owned: input packet, then each encoder's output */
+    AVPacket *pkt;       /* owned: the input packet */
+    AVPacket *out_pkt;   /* owned: each encoder's output */
     AVFrame *decoded;    /* owned */
     ax_buf_t out;        /* AVCC conversion of one output access unit */
     int64_t kf_pts[KEYFRAME_RING];
@@ -248,6 +249,7 @@ void media_transcoder_free(media_transcoder_t *t)
     }
     avcodec_free_context(&t->dec);
     av_packet_free(&t->pkt);
+    av_packet_free(&t->out_pkt);
     av_frame_free(&t->decoded);
     ax_buf_close(&t->out);
     ax_free(t);
@@ -443,8 +445,9 @@ int media_transcoder_new(const media_transcode_config_t *cfg, media_transcoder_t
     if (rv < 0)
         goto fail_after_alloc;
     t->pkt = av_packet_alloc();
+    t->out_pkt = av_packet_alloc();
     t->decoded = av_frame_alloc();
-    if (t->pkt == NULL || t->decoded == NULL) {
+    if (t->pkt == NULL || t->out_pkt == NULL || t->decoded == NULL) {
         rv = fail(errmsg, AX_ENOMEM, "transcode: out of memory");
         goto fail_after_alloc;
     }
@@ -493,28 +496,28 @@ static int drain_encoder(media_transcoder_t *t, unsigned idx)
 {
     struct rung *r = &t->rungs[idx];
     for (;;) {
-        int rv = avcodec_receive_packet(r->enc, t->pkt);
+        int rv = avcodec_receive_packet(r->enc, t->out_pkt);
         if (rv == AVERROR(EAGAIN) || rv == AVERROR_EOF)
             return 0;
         if (rv < 0)
             return fatal(t, av_to_ax(rv) == AX_ENOMEM ? AX_ENOMEM : AX_EIO, "libx264 encode", rv);
         ax_buf_reset(&t->out);
-        rv = media_transcode__annexb_to_avcc(AX_SLICE(t->pkt->data, (size_t)t->pkt->size),
+        rv = media_transcode__annexb_to_avcc(AX_SLICE(t->out_pkt->data, (size_t)t->out_pkt->size),
                                              &t->out);
         if (rv < 0) {
-            av_packet_unref(t->pkt);
+            av_packet_unref(t->out_pkt);
             return fatal(t, rv == AX_ENOMEM ? AX_ENOMEM : AX_EIO, "libx264 output to AVCC", 0);
         }
         media_frame_t f = {
             .track = MEDIA_TRACK_VIDEO,
-            .dts = t->pkt->dts,
-            .cts = (int32_t)(t->pkt->pts - t->pkt->dts),
-            .keyframe = (t->pkt->flags & AV_PKT_FLAG_KEY) != 0,
+            .dts = t->out_pkt->dts,
+            .cts = (int32_t)(t->out_pkt->pts - t->out_pkt->dts),
+            .keyframe = (t->out_pkt->flags & AV_PKT_FLAG_KEY) != 0,
             .data = AX_SLICE(t->out.base, t->out.len),
         };
         r->frames_out++;
         r->bytes_out += t->out.len;
-        av_packet_unref(t->pkt);
+        av_packet_unref(t->out_pkt);
         t->on_frame(t, idx, &f);
     }
 }
@@ -552,8 +555,9 @@ static bool kf_take(media_transcoder_t *t, int64_t pts)
 
 static int encode_picture(media_transcoder_t *t, const AVFrame *src)
 {
-    int64_t pts = src->best_effort_timestamp != AV_NOPTS_VALUE ? src->best_effort_timestamp
-                                                               : src->pts;
+    /* The packet's pts as the decoder reordered it: exactly the source's. (Not
+     * best_effort_timestamp, which may substitute dts when it judges pts faulty.) */
+    int64_t pts = src->pts != AV_NOPTS_VALUE ? src->pts : src->best_effort_timestamp;
     if (pts == AV_NOPTS_VALUE || (t->have_last_pts && pts <= t->last_pts)) {
         /* x264 needs strictly increasing pts; such a picture would also break the output's
          * timeline. Only corrupt input gets here. */
@@ -645,6 +649,15 @@ int media_transcoder_push(media_transcoder_t *t, const media_frame_t *frame)
         kf_remember(t, t->pkt->pts);
     }
     rv = avcodec_send_packet(t->dec, t->pkt);
+    if (rv == AVERROR(EAGAIN)) {
+        /* Frame threads can hold a full queue of pictures: take them, then send again. */
+        int drv = drain_decoder(t);
+        if (drv < 0) {
+            av_packet_unref(t->pkt);
+            return drv;
+        }
+        rv = avcodec_send_packet(t->dec, t->pkt);
+    }
     av_packet_unref(t->pkt);
     int result = 0;
     if (rv == AVERROR(ENOMEM))

@@ -6,6 +6,7 @@
  */
 #include "ax_test.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -463,6 +464,41 @@ static bool src_has_key_pts(const struct source *s, int64_t pts)
     return false;
 }
 
+/* Checks what every complete transcode must give: per rung one picture per source picture,
+ * the source's pts, strictly increasing dts <= pts, B-frame reordering, and an IDR exactly
+ * at each source keyframe. */
+static void check_complete_output(const struct source *src, struct out_frame out[2][MAX_OUT],
+                                  const unsigned nout[2])
+{
+    unsigned src_keys = 0;
+    for (unsigned i = 0; i < src->nframes; i++)
+        src_keys += src->frames[i].key;
+    assert_int_equal(src_keys, 3);
+    for (unsigned r = 0; r < 2; r++) {
+        assert_int_equal(nout[r], SRC_FRAMES);
+        unsigned keys = 0;
+        bool reordered = false;
+        for (unsigned i = 0; i < nout[r]; i++) {
+            const struct out_frame *o = &out[r][i];
+            assert_true(o->dts <= o->pts);
+            if (i > 0)
+                assert_true(o->dts > out[r][i - 1].dts);
+            if (i > 0 && o->pts < out[r][i - 1].pts)
+                reordered = true;
+            assert_int_equal(o->key, o->has_idr);
+            assert_int_equal(o->key, src_has_key_pts(src, o->pts));
+            keys += o->key;
+            /* The pts is one of the source's. */
+            bool found = false;
+            for (unsigned j = 0; j < src->nframes; j++)
+                found |= src->frames[j].dts + src->frames[j].cts == o->pts;
+            assert_true(found);
+        }
+        assert_int_equal(keys, src_keys);
+        assert_true(reordered); /* B-frames made it through */
+    }
+}
+
 /* Every rung gets one picture per source picture, with the same pts, monotonic dts <= pts,
  * and an IDR exactly where the source has a keyframe. */
 static void transcode__keeps_timestamps_and_keyframes(void **state)
@@ -471,33 +507,7 @@ static void transcode__keeps_timestamps_and_keyframes(void **state)
     assert_int_equal(media_transcoder_new(&fx->cfg, &fx->t, fx->errmsg), 0);
     push_all(fx);
     assert_int_equal(media_transcoder_flush(fx->t), 0);
-    unsigned src_keys = 0;
-    for (unsigned i = 0; i < fx->src.nframes; i++)
-        src_keys += fx->src.frames[i].key;
-    assert_int_equal(src_keys, 3);
-    for (unsigned r = 0; r < 2; r++) {
-        assert_int_equal(fx->nout[r], SRC_FRAMES);
-        unsigned keys = 0;
-        bool reordered = false;
-        for (unsigned i = 0; i < fx->nout[r]; i++) {
-            struct out_frame *o = &fx->out[r][i];
-            assert_true(o->dts <= o->pts);
-            if (i > 0)
-                assert_true(o->dts > fx->out[r][i - 1].dts);
-            if (i > 0 && o->pts < fx->out[r][i - 1].pts)
-                reordered = true;
-            assert_int_equal(o->key, o->has_idr);
-            assert_int_equal(o->key, src_has_key_pts(&fx->src, o->pts));
-            keys += o->key;
-            /* The pts is one of the source's. */
-            bool found = false;
-            for (unsigned j = 0; j < fx->src.nframes; j++)
-                found |= fx->src.frames[j].dts + fx->src.frames[j].cts == o->pts;
-            assert_true(found);
-        }
-        assert_int_equal(keys, src_keys);
-        assert_true(reordered); /* B-frames made it through */
-    }
+    check_complete_output(&fx->src, fx->out, fx->nout);
     media_transcode_stats_t st;
     media_transcoder_stats(fx->t, &st);
     assert_int_equal(st.frames_in, SRC_FRAMES);
@@ -507,6 +517,120 @@ static void transcode__keeps_timestamps_and_keyframes(void **state)
     assert_int_equal(media_transcoder_rung(fx->t, 1, &info), 0);
     assert_int_equal(info.frames_out, SRC_FRAMES);
     assert_true(info.bytes_out > 0);
+    finish(fx);
+}
+
+/* With frame-threaded decoding and encoding (pictures come out several frames later), the
+ * output is the same in every respect that matters. */
+static void transcode__threads_keep_timestamps_and_keyframes(void **state)
+{
+    struct fixture *fx = *state;
+    fx->cfg.decode_threads = 3;
+    fx->cfg.encode_threads = 2;
+    assert_int_equal(media_transcoder_new(&fx->cfg, &fx->t, fx->errmsg), 0);
+    push_all(fx);
+    assert_int_equal(media_transcoder_flush(fx->t), 0);
+    check_complete_output(&fx->src, fx->out, fx->nout);
+    finish(fx);
+}
+
+/* One transcoder per thread, two threads at once: no shared state, both outputs complete. */
+struct worker {
+    const struct source *src;
+    struct out_frame out[2][MAX_OUT];
+    unsigned nout[2];
+    int rv;
+    bool bad;
+};
+
+static void on_frame_record(media_transcoder_t *t, unsigned rung, const media_frame_t *f)
+{
+    struct worker *w = media_transcoder_data(t);
+    if (rung >= 2 || w->nout[rung] >= MAX_OUT || media_transcode__check_avcc(f->data, 4) < 0) {
+        w->bad = true; /* no cmocka asserts off the main thread */
+        return;
+    }
+    w->out[rung][w->nout[rung]++] = (struct out_frame){
+        .dts = f->dts, .pts = f->dts + f->cts, .key = f->keyframe, .has_idr = avcc_has_idr(f->data)};
+}
+
+static void *run_worker(void *arg)
+{
+    struct worker *w = arg;
+    media_transcode_rung_t rungs[2] = {rung(0, 160, 200), rung(0, 120, 100)};
+    media_transcode_config_t cfg = {.source = &w->src->avc, .rungs = rungs, .nrungs = 2,
+                                    .on_frame = on_frame_record, .data = w};
+    media_transcoder_t *t = NULL;
+    w->rv = media_transcoder_new(&cfg, &t, NULL);
+    for (unsigned i = 0; w->rv == 0 && i < w->src->nframes; i++) {
+        media_frame_t f = source_frame(w->src, i);
+        w->rv = media_transcoder_push(t, &f);
+    }
+    if (w->rv == 0)
+        w->rv = media_transcoder_flush(t);
+    media_transcoder_free(t);
+    return NULL;
+}
+
+static void transcode__instances_run_in_parallel_threads(void **state)
+{
+    struct fixture *fx = *state;
+    /* cmocka's allocator is not thread-safe: libc's for this test. */
+    ax_reset_allocator();
+    struct worker *w = calloc(2, sizeof *w);
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        w[i].src = &fx->src;
+        assert_int_equal(pthread_create(&th[i], NULL, run_worker, &w[i]), 0);
+    }
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+    ax_test_use_cmocka_allocator();
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(w[i].rv, 0);
+        assert_false(w[i].bad);
+        check_complete_output(&fx->src, w[i].out, w[i].nout);
+    }
+    free(w);
+}
+
+/* Source frames with random bytes overwritten decode with errors or garbage, never crash,
+ * and what comes out is still well-formed: AVCC units, strictly increasing dts <= pts. */
+static void transcode__survives_random_corruption(void **state)
+{
+    struct fixture *fx = *state;
+    assert_int_equal(media_transcoder_new(&fx->cfg, &fx->t, fx->errmsg), 0);
+    uint32_t seed = 0x9e3779b9u;
+    uint8_t *buf = malloc(1 << 20);
+    for (unsigned round = 0; round < 2; round++) {
+        for (unsigned i = 0; i < fx->src.nframes; i++) {
+            media_frame_t f = source_frame(&fx->src, i);
+            assert_true(f.data.len <= (1u << 20));
+            memcpy(buf, f.data.base, f.data.len);
+            /* About one byte in 200 replaced, the length prefixes included. */
+            for (size_t k = 0; k < f.data.len; k++) {
+                seed ^= seed << 13, seed ^= seed >> 17, seed ^= seed << 5;
+                if (seed % 200 == 0)
+                    buf[k] = (uint8_t)(seed >> 8);
+            }
+            f.data = AX_SLICE(buf, f.data.len);
+            f.dts += round * 2000;
+            int rv = media_transcoder_push(fx->t, &f);
+            assert_true(rv == 0 || rv == AX_EBADDATA);
+        }
+    }
+    free(buf);
+    assert_int_equal(media_transcoder_flush(fx->t), 0);
+    for (unsigned r = 0; r < 2; r++) {
+        for (unsigned i = 0; i < fx->nout[r]; i++) {
+            assert_true(fx->out[r][i].dts <= fx->out[r][i].pts);
+            if (i > 0)
+                assert_true(fx->out[r][i].dts > fx->out[r][i - 1].dts);
+        }
+    }
+    media_transcode_stats_t st;
+    media_transcoder_stats(fx->t, &st);
+    assert_int_equal(st.frames_in, 2 * SRC_FRAMES);
     finish(fx);
 }
 
@@ -694,6 +818,9 @@ int main(void)
         T(new__publishes_each_rungs_avc_config),
         T(new__out_of_memory_sweep),
         T(transcode__keeps_timestamps_and_keyframes),
+        T(transcode__threads_keep_timestamps_and_keyframes),
+        T(transcode__instances_run_in_parallel_threads),
+        T(transcode__survives_random_corruption),
         T(transcode__x264_options_cannot_move_keyframes),
         T(transcode__ignores_audio),
         T(transcode__survives_corrupt_frames),
