@@ -47,12 +47,12 @@ typedef enum {
 struct rung {
     media_transcode_rung_t cfg;
     bool active;
-    AVCodecContext *enc;     /* owned */
-    struct SwsContext *sws;  /* owned */
-    AVFrame *scaled;         /* owned */
-    uint8_t *record;         /* owned: the avcC record */
+    AVCodecContext *enc;    /* owned */
+    struct SwsContext *sws; /* owned */
+    AVFrame *scaled;        /* owned */
+    uint8_t *record;        /* owned: the avcC record */
     size_t record_len;
-    media_avc_config_t avc;  /* slices into record */
+    media_avc_config_t avc; /* slices into record */
     uint64_t frames_out;
     uint64_t bytes_out;
 };
@@ -65,12 +65,13 @@ struct media_transcoder {
     uint32_t src_w, src_h;
     uint32_t fps_num, fps_den;
     int sws_flags;
-    char x264_params[MEDIA_TRANSCODE_X264_PARAMS_LEN + 64]; /* the caller's, then ours */
     AVCodecContext *dec; /* owned */
     AVPacket *pkt;       /* owned: the input packet */
     AVPacket *out_pkt;   /* owned: each encoder's output */
     AVFrame *decoded;    /* owned */
     ax_buf_t out;        /* AVCC conversion of one output access unit */
+    /* The caller's x264 options, then ours. */
+    char x264_params[MEDIA_TRANSCODE_X264_PARAMS_LEN + 64];
     int64_t kf_pts[KEYFRAME_RING];
     unsigned kf_head, kf_len;
     int64_t last_pts;
@@ -83,7 +84,7 @@ struct media_transcoder {
 
 /* ---- ladder ---------------------------------------------------------------------------- */
 
-static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster",  "fast",
                                       "medium",    "slow",      "slower",   "veryslow"};
 static const char *const profiles[] = {"baseline", "main", "high"};
 
@@ -129,9 +130,8 @@ static bool kbps_ok(uint32_t k)
     return k >= MEDIA_TRANSCODE_MIN_KBPS && k <= MEDIA_TRANSCODE_MAX_KBPS;
 }
 
-int media_transcode_ladder_select(uint32_t src_w, uint32_t src_h,
-                                  const media_transcode_rung_t *in, size_t n,
-                                  media_transcode_rung_t *out)
+int media_transcode_ladder_select(uint32_t src_w, uint32_t src_h, const media_transcode_rung_t *in,
+                                  size_t n, media_transcode_rung_t *out)
 {
     if (!dim_ok(src_w) || !dim_ok(src_h) || n > MEDIA_TRANSCODE_MAX_RUNGS || (n && !in))
         return AX_EINVAL;
@@ -402,8 +402,8 @@ int media_transcoder_new(const media_transcode_config_t *cfg, media_transcoder_t
         return fail(errmsg, AX_EINVAL, "transcode: scale algorithm %d", (int)cfg->scale);
     if (cfg->encode_threads > 16 || cfg->decode_threads > 16)
         return fail(errmsg, AX_EINVAL, "transcode: more than 16 threads");
-    if (cfg->x264_params != NULL &&
-        strnlen(cfg->x264_params, MEDIA_TRANSCODE_X264_PARAMS_LEN) == MEDIA_TRANSCODE_X264_PARAMS_LEN)
+    if (cfg->x264_params != NULL && strnlen(cfg->x264_params, MEDIA_TRANSCODE_X264_PARAMS_LEN) ==
+                                        MEDIA_TRANSCODE_X264_PARAMS_LEN)
         return fail(errmsg, AX_EINVAL, "transcode: x264_params longer than %d bytes",
                     MEDIA_TRANSCODE_X264_PARAMS_LEN - 1);
     if ((cfg->fps_num == 0) != (cfg->fps_den == 0))
@@ -412,8 +412,7 @@ int media_transcoder_new(const media_transcode_config_t *cfg, media_transcoder_t
     media_transcode_rung_t sel[MEDIA_TRANSCODE_MAX_RUNGS];
     int n = media_transcode_ladder_select(src->width, src->height, cfg->rungs, cfg->nrungs, sel);
     if (n < 0)
-        return fail(errmsg, n, "transcode: bad ladder for a %ux%u source", src->width,
-                    src->height);
+        return fail(errmsg, n, "transcode: bad ladder for a %ux%u source", src->width, src->height);
     if (n == 0)
         return fail(errmsg, AX_ENOENT, "transcode: no rung below the %ux%u source", src->width,
                     src->height);
@@ -713,8 +712,7 @@ unsigned media_transcoder_rung_count(const media_transcoder_t *t)
     return t->nrungs;
 }
 
-int media_transcoder_rung(const media_transcoder_t *t, unsigned i,
-                          media_transcode_rung_info_t *out)
+int media_transcoder_rung(const media_transcoder_t *t, unsigned i, media_transcode_rung_info_t *out)
 {
     if (i >= t->nrungs)
         return AX_ERANGE;

@@ -136,8 +136,11 @@ static void free_source(struct source *s)
 static media_frame_t source_frame(const struct source *s, unsigned i)
 {
     const struct src_frame *f = &s->frames[i];
-    return (media_frame_t){.track = MEDIA_TRACK_VIDEO, .dts = f->dts, .cts = f->cts,
-                           .keyframe = f->key, .data = AX_SLICE(f->data, f->len)};
+    return (media_frame_t){.track = MEDIA_TRACK_VIDEO,
+                           .dts = f->dts,
+                           .cts = f->cts,
+                           .keyframe = f->key,
+                           .data = AX_SLICE(f->data, f->len)};
 }
 
 /* ---- fixture ------------------------------------------------------------------------------- */
@@ -179,8 +182,10 @@ static void on_frame(media_transcoder_t *t, unsigned rung, const media_frame_t *
     assert_true(fx->nout[rung] < MAX_OUT);
     assert_int_equal(f->track, MEDIA_TRACK_VIDEO);
     assert_int_equal(media_transcode__check_avcc(f->data, 4), 0);
-    fx->out[rung][fx->nout[rung]++] = (struct out_frame){
-        .dts = f->dts, .pts = f->dts + f->cts, .key = f->keyframe, .has_idr = avcc_has_idr(f->data)};
+    fx->out[rung][fx->nout[rung]++] = (struct out_frame){.dts = f->dts,
+                                                         .pts = f->dts + f->cts,
+                                                         .key = f->keyframe,
+                                                         .has_idr = avcc_has_idr(f->data)};
 }
 
 static media_transcode_rung_t rung(uint32_t w, uint32_t h, uint32_t kbps)
@@ -550,16 +555,21 @@ static void on_frame_record(media_transcoder_t *t, unsigned rung, const media_fr
         w->bad = true; /* no cmocka asserts off the main thread */
         return;
     }
-    w->out[rung][w->nout[rung]++] = (struct out_frame){
-        .dts = f->dts, .pts = f->dts + f->cts, .key = f->keyframe, .has_idr = avcc_has_idr(f->data)};
+    w->out[rung][w->nout[rung]++] = (struct out_frame){.dts = f->dts,
+                                                       .pts = f->dts + f->cts,
+                                                       .key = f->keyframe,
+                                                       .has_idr = avcc_has_idr(f->data)};
 }
 
 static void *run_worker(void *arg)
 {
     struct worker *w = arg;
     media_transcode_rung_t rungs[2] = {rung(0, 160, 200), rung(0, 120, 100)};
-    media_transcode_config_t cfg = {.source = &w->src->avc, .rungs = rungs, .nrungs = 2,
-                                    .on_frame = on_frame_record, .data = w};
+    media_transcode_config_t cfg = {.source = &w->src->avc,
+                                    .rungs = rungs,
+                                    .nrungs = 2,
+                                    .on_frame = on_frame_record,
+                                    .data = w};
     media_transcoder_t *t = NULL;
     w->rv = media_transcoder_new(&cfg, &t, NULL);
     for (unsigned i = 0; w->rv == 0 && i < w->src->nframes; i++) {
@@ -755,7 +765,8 @@ static void transcode__push_after_flush_is_refused(void **state)
 static void avcc__converts_annexb_start_codes(void **state)
 {
     (void)state;
-    const uint8_t in[] = {0, 0, 0, 1, 0x67, 0xaa, 0, 0, 1, 0x68, 0xbb, 0, 0, 0, 0, 1, 0x65, 0xcc, 0};
+    const uint8_t in[] = {0,    0, 0, 1, 0x67, 0xaa, 0,    0,    1, 0x68,
+                          0xbb, 0, 0, 0, 0,    1,    0x65, 0xcc, 0};
     ax_buf_t b;
     ax_buf_init(&b, 1024);
     assert_int_equal(media_transcode__annexb_to_avcc(AX_SLICE(in, sizeof in), &b), 3);

@@ -164,12 +164,16 @@ int main(int argc, char **argv)
     media_transcode_config_t cfg = {.on_frame = on_frame, .data = &app};
     const char *preset = NULL;
     bool realtime = false;
-    static const struct option opts[] = {
-        {"out", required_argument, NULL, 'o'},         {"rung", required_argument, NULL, 'r'},
-        {"scale", required_argument, NULL, 's'},       {"enc-threads", required_argument, NULL, 'e'},
-        {"dec-threads", required_argument, NULL, 'd'}, {"preset", required_argument, NULL, 'p'},
-        {"realtime", no_argument, NULL, 't'},          {"x264", required_argument, NULL, 'x'},
-        {"full-deblock", no_argument, NULL, 'f'},      {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'},
+                                         {"rung", required_argument, NULL, 'r'},
+                                         {"scale", required_argument, NULL, 's'},
+                                         {"enc-threads", required_argument, NULL, 'e'},
+                                         {"dec-threads", required_argument, NULL, 'd'},
+                                         {"preset", required_argument, NULL, 'p'},
+                                         {"realtime", no_argument, NULL, 't'},
+                                         {"x264", required_argument, NULL, 'x'},
+                                         {"full-deblock", no_argument, NULL, 'f'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -211,8 +215,10 @@ int main(int argc, char **argv)
         }
     }
     if (optind != argc - 1) {
-        fprintf(stderr, "usage: %s IN.flv [--out DIR] [--rung H:KBPS[:W]]... [--scale NAME] "
-                        "[--enc-threads N] [--dec-threads N] [--preset NAME] [--realtime] [--x264 OPTS] [--full-deblock]\n",
+        fprintf(stderr,
+                "usage: %s IN.flv [--out DIR] [--rung H:KBPS[:W]]... [--scale NAME] "
+                "[--enc-threads N] [--dec-threads N] [--preset NAME] [--realtime] [--x264 OPTS] "
+                "[--full-deblock]\n",
                 argv[0]);
         return 2;
     }
@@ -287,8 +293,11 @@ int main(int argc, char **argv)
         }
         if (v.avc_packet_type != MEDIA_FLV_AVC_NALU || t == NULL)
             continue;
-        media_frame_t f = {.track = MEDIA_TRACK_VIDEO, .dts = tag.timestamp, .cts = v.cts,
-                           .keyframe = v.frame_type == 1, .data = v.body};
+        media_frame_t f = {.track = MEDIA_TRACK_VIDEO,
+                           .dts = tag.timestamp,
+                           .cts = v.cts,
+                           .keyframe = v.frame_type == 1,
+                           .data = v.body};
         if (realtime) {
             if (first_dts < 0)
                 first_dts = f.dts;

@@ -61,8 +61,8 @@ typedef enum {
 
 /* One rung of the ladder as configured. */
 typedef struct media_transcode_rung {
-    uint32_t width;        /* 0: from height and the source's aspect ratio; odd -> rounded down to even */
-    uint32_t height;       /* required; odd -> rounded down to even */
+    uint32_t width;        /* 0: from height and the source's aspect; odd: rounded down */
+    uint32_t height;       /* required; odd: rounded down to even */
     uint32_t bitrate_kbps; /* average (x264 ABR) */
     uint32_t maxrate_kbps; /* VBV max rate; 0: = bitrate */
     uint32_t bufsize_kbps; /* VBV buffer, kbit; 0: = 2 x maxrate */
@@ -71,7 +71,8 @@ typedef struct media_transcode_rung {
 } media_transcode_rung_t;
 
 /*
- * A rung's frames are delivered here, in decode order, inside push() or flush().
+ * A rung's frames are delivered here, in decode order, inside push() or flush(), on the
+ * thread that called them.
  * `frame` and its data are borrowed (valid during the call): AVCC NAL units with 4-byte
  * lengths, dts/cts in ms, keyframe = IDR. `rung` indexes the selected ladder (see
  * media_transcoder_rung()). The callback must not call push()/flush()/free() on `t`.
@@ -90,8 +91,9 @@ typedef struct media_transcode_config {
     /* Encoder threads per rung (x264 frame threads); 0: 1. Decoder threads; 0: 1. */
     unsigned encode_threads, decode_threads;
     media_transcode_scale_t scale;
-    /* Extra libx264 options in x264-params syntax ("me=hex:subme=2"), applied after the
-     * preset and before ours (scenecut=0:open-gop=0:keyint=infinite always win).
+    /* Extra libx264 options in x264-params syntax ("me=hex:subme=2"), applied over the
+     * preset; ours (scenecut=0:open-gop=0:keyint=infinite) always win. libx264 ignores an
+     * unknown option with a libav warning, so a typo is not an error.
      * NULL: MEDIA_TRANSCODE_X264_DEFAULT_PARAMS; "": the preset alone. Copied; at most
      * MEDIA_TRANSCODE_X264_PARAMS_LEN - 1 bytes. */
     const char *x264_params;
@@ -141,9 +143,8 @@ size_t media_transcode_default_ladder(media_transcode_rung_t *out, size_t cap);
  * rung (no height, sizes or rates out of bounds, unknown preset/profile, more than
  * MEDIA_TRANSCODE_MAX_RUNGS) or a source size out of bounds.
  */
-int media_transcode_ladder_select(uint32_t src_w, uint32_t src_h,
-                                  const media_transcode_rung_t *in, size_t n,
-                                  media_transcode_rung_t *out);
+int media_transcode_ladder_select(uint32_t src_w, uint32_t src_h, const media_transcode_rung_t *in,
+                                  size_t n, media_transcode_rung_t *out);
 
 /*
  * Creates a transcoder: selects the ladder against the source size, opens the decoder and
