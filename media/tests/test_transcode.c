@@ -61,7 +61,7 @@ static void source_add_packet(struct source *s, AVPacket *pkt)
 }
 
 /* Encodes SRC_FRAMES moving-gradient pictures at 30 fps with 2 B-frames. */
-static void make_source(struct source *s)
+static void make_source_bf(struct source *s, int bframes)
 {
     memset(s, 0, sizeof *s);
     const AVCodec *codec = avcodec_find_encoder_by_name("libx264");
@@ -73,7 +73,7 @@ static void make_source(struct source *s)
     e->time_base = (AVRational){1, 1000};
     e->framerate = (AVRational){30, 1};
     e->bit_rate = 400000;
-    e->max_b_frames = 2;
+    e->max_b_frames = bframes;
     e->thread_count = 1;
     e->flags |= AV_CODEC_FLAG_GLOBAL_HEADER;
     av_opt_set(e->priv_data, "preset", "veryfast", 0);
@@ -125,6 +125,11 @@ static void make_source(struct source *s)
     av_packet_free(&pkt);
     av_frame_free(&f);
     avcodec_free_context(&e);
+}
+
+static void make_source(struct source *s)
+{
+    make_source_bf(s, 2);
 }
 
 static void free_source(struct source *s)
@@ -644,6 +649,26 @@ static void transcode__survives_random_corruption(void **state)
     finish(fx);
 }
 
+/* A source without B-frames: the rungs (with B-frames) keep its pts and keyframes; their
+ * dts start up to the reorder delay before the source's, so the first may be negative. */
+static void transcode__source_without_b_frames(void **state)
+{
+    struct fixture *fx = *state;
+    free_source(&fx->src);
+    make_source_bf(&fx->src, 0);
+    for (unsigned i = 0; i < fx->src.nframes; i++)
+        assert_int_equal(fx->src.frames[i].cts, 0);
+    assert_int_equal(media_transcoder_new(&fx->cfg, &fx->t, fx->errmsg), 0);
+    push_all(fx);
+    assert_int_equal(media_transcoder_flush(fx->t), 0);
+    check_complete_output(&fx->src, fx->out, fx->nout);
+    for (unsigned r = 0; r < 2; r++) {
+        assert_true(fx->out[r][0].dts < fx->src.frames[0].dts);
+        assert_true(fx->out[r][0].dts >= fx->src.frames[0].dts - 3 * 34); /* <= 3 frames */
+    }
+    finish(fx);
+}
+
 /* Caller x264 options cannot add keyframes: ours (scenecut=0, keyint=infinite) win. */
 static void transcode__x264_options_cannot_move_keyframes(void **state)
 {
@@ -832,6 +857,7 @@ int main(void)
         T(transcode__threads_keep_timestamps_and_keyframes),
         T(transcode__instances_run_in_parallel_threads),
         T(transcode__survives_random_corruption),
+        T(transcode__source_without_b_frames),
         T(transcode__x264_options_cannot_move_keyframes),
         T(transcode__ignores_audio),
         T(transcode__survives_corrupt_frames),
