@@ -53,10 +53,10 @@
 #include "aethex/proto/aethex.pb-c.h"
 
 #define PROTO_RPC_VERSION 1
-#define PROTO_RPC_FRAME_HEADER 4                    /* the big-endian length prefix */
-#define PROTO_RPC_MAX_FRAME_DEFAULT (1024 * 1024)   /* bytes of one envelope (1 MiB) */
+#define PROTO_RPC_FRAME_HEADER 4                     /* the big-endian length prefix */
+#define PROTO_RPC_MAX_FRAME_DEFAULT (1024 * 1024)    /* bytes of one envelope (1 MiB) */
 #define PROTO_RPC_MAX_FRAME_LIMIT (64 * 1024 * 1024) /* the largest max_frame we accept */
-#define PROTO_RPC_MIN_SECRET 32                     /* bytes of the cluster secret, at least */
+#define PROTO_RPC_MIN_SECRET 32                      /* bytes of the cluster secret, at least */
 #define PROTO_RPC_MAX_SECRET 1024
 #define PROTO_RPC_NONCE_LEN 32
 #define PROTO_RPC_PROOF_LEN 32 /* HMAC-SHA256 */
@@ -106,8 +106,8 @@ typedef struct proto_rpc_envelope {
 /*
  * Decodes one envelope from a frame body (borrowed; `out` borrows from it). Hand-written
  * protobuf decoding with no allocation: unknown fields are skipped; a truncated varint or
- * length, a length past the body, a wire type the Envelope cannot have, a non-UTF-8-safe
- * length overflow, or a method/status out of range returns AX_EPROTO; nothing allocated.
+ * length, a length past the body, a wire type the Envelope cannot have (or a known field with the
+ * wrong one), or a method/status out of range returns AX_EPROTO; nothing allocated.
  */
 int proto_rpc_envelope_decode(ax_slice_t body, proto_rpc_envelope_t *out);
 
@@ -157,9 +157,9 @@ typedef struct proto_rpc_server proto_rpc_server_t;
 
 /* What the server knows about one authenticated connection. Borrowed for the callback. */
 typedef struct proto_rpc_peer {
-    uint64_t conn_id;        /* unique per server for its lifetime, never 0 */
-    const char *client_id;   /* from Hello, authenticated, NUL-terminated */
-    const char *address;     /* "ip:port" of the peer */
+    uint64_t conn_id;      /* unique per server for its lifetime, never 0 */
+    const char *client_id; /* from Hello, authenticated, NUL-terminated */
+    const char *address;   /* "ip:port" of the peer */
 } proto_rpc_peer_t;
 
 /*
@@ -237,12 +237,12 @@ int proto_rpc_server_push(proto_rpc_server_t *s, uint64_t conn_id, uint32_t meth
 int proto_rpc_server_kick(proto_rpc_server_t *s, uint64_t conn_id);
 
 typedef struct proto_rpc_server_stats {
-    uint64_t accepted;       /* TCP connections accepted */
-    uint64_t authenticated;  /* connections that completed the handshake */
-    uint64_t auth_failures;  /* wrong proof, bad handshake, handshake timeout */
-    uint64_t protocol_errors;/* malformed / oversized / unexpected frames after auth */
-    uint64_t requests;       /* requests dispatched to on_request */
-    uint32_t connections;    /* open now */
+    uint64_t accepted;        /* TCP connections accepted */
+    uint64_t authenticated;   /* connections that completed the handshake */
+    uint64_t auth_failures;   /* wrong proof, bad handshake, handshake timeout */
+    uint64_t protocol_errors; /* malformed / oversized / unexpected frames after auth */
+    uint64_t requests;        /* requests dispatched to on_request */
+    uint32_t connections;     /* open now */
 } proto_rpc_server_stats_t;
 void proto_rpc_server_stats(const proto_rpc_server_t *s, proto_rpc_server_stats_t *out);
 
@@ -294,15 +294,15 @@ typedef void (*proto_rpc_client_push_cb)(proto_rpc_client_t *c, uint32_t method,
 typedef struct proto_rpc_client_config {
     const char *const *addresses; /* coordinators' RPC addresses, "ip:port"; copied; 1..16 */
     uint32_t naddresses;
-    const char *client_id;        /* 1..PROTO_RPC_MAX_ID bytes, copied (the edge id) */
-    const uint8_t *secret;        /* copied */
+    const char *client_id; /* 1..PROTO_RPC_MAX_ID bytes, copied (the edge id) */
+    const uint8_t *secret; /* copied */
     size_t secret_len;
-    uint32_t connect_timeout_ms;  /* TCP connect + handshake to one address: 2 s */
-    uint32_t call_timeout_ms;     /* default deadline of a call: 5 s */
-    uint32_t backoff_min_ms;      /* first wait after a failed round of addresses: 100 ms */
-    uint32_t backoff_max_ms;      /* doubling up to this: 5 s; full jitter (0..wait) */
-    ax_clock_t *clock;            /* must outlive the client; NULL: ax_clock_system() */
-    ax_rand_t *rand;              /* must outlive the client; NULL: seeded from the clock */
+    uint32_t connect_timeout_ms; /* TCP connect + handshake to one address: 2 s */
+    uint32_t call_timeout_ms;    /* default deadline of a call: 5 s */
+    uint32_t backoff_min_ms;     /* first wait after a failed round of addresses: 100 ms */
+    uint32_t backoff_max_ms;     /* doubling up to this: 5 s; full jitter (0..wait) */
+    ax_clock_t *clock;           /* must outlive the client; NULL: ax_clock_system() */
+    ax_rand_t *rand;             /* must outlive the client; NULL: seeded from the clock */
     proto_rpc_limits_t limits;
     proto_rpc_client_state_cb on_state; /* optional */
     proto_rpc_client_push_cb on_push;   /* optional */
@@ -346,11 +346,11 @@ const char *proto_rpc_client_address(const proto_rpc_client_t *c);
 const char *proto_rpc_client_errmsg(const proto_rpc_client_t *c);
 
 typedef struct proto_rpc_client_stats {
-    uint64_t connects;      /* connections that authenticated */
-    uint64_t attempts;      /* connection attempts */
-    uint64_t not_leader;    /* NotLeader redirects followed */
-    uint64_t calls;         /* calls sent */
-    uint64_t timeouts;      /* calls that timed out */
+    uint64_t connects;   /* connections that authenticated */
+    uint64_t attempts;   /* connection attempts */
+    uint64_t not_leader; /* NotLeader redirects followed */
+    uint64_t calls;      /* calls sent */
+    uint64_t timeouts;   /* calls that timed out */
 } proto_rpc_client_stats_t;
 void proto_rpc_client_stats(const proto_rpc_client_t *c, proto_rpc_client_stats_t *out);
 
