@@ -563,6 +563,9 @@ int edge_channel_serve(struct edge *e, h2o_req_t *req, ax_slice_t channel, ax_sl
     }
     struct edge_channel *ch = edge_channel_find(e, channel, false);
     if (!ch || !ch->hls) {
+        /* Not published here: another edge is the origin (relay.c), when we relay. */
+        if (edge_relay_enabled(e))
+            return edge_relay_serve(e, req, channel, rest, query);
         edge_http_send_error(e, req, 404, "no such stream", CC_MISSING);
         return 0;
     }

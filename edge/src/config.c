@@ -38,6 +38,12 @@ void edge_config_default(edge_config_t *c)
     c->channel_linger_ms = 60000;
     c->publisher_takeover_ms = 5000;
     c->shutdown_grace_ms = 3000;
+    c->authorize_timeout_ms = 5000;
+    c->relay_timeout_ms = 12000;
+    c->relay_idle_ms = 30000;
+    c->relay_max_bytes = 256u << 20;
+    c->relay_max_object = 16u << 20;
+    c->relay_max_conns = 256;
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -83,7 +89,7 @@ int edge_parse_listen(const char *s, edge_listen_t *out)
     return 0;
 }
 
-enum opt_kind { OPT_LISTEN, OPT_PATH, OPT_BOOL, OPT_U32, OPT_LEVEL };
+enum opt_kind { OPT_LISTEN, OPT_PATH, OPT_BOOL, OPT_U32, OPT_LEVEL, OPT_NAME };
 
 struct opt {
     const char *name;
@@ -135,6 +141,35 @@ static const struct opt opts[] = {
     {"channel-linger-ms", OPT_U32, OFF(channel_linger_ms), 0, 86400000,
      "keep an unpublished channel this long"},
     {"shutdown-grace-ms", OPT_U32, OFF(shutdown_grace_ms), 0, 600000, "graceful stop deadline"},
+    {"coordinator", OPT_PATH, OFF(coordinator), 0, 0,
+     "coordinators' RPC ip:port[,ip:port...] (coordinator mode)"},
+    {"edge-id", OPT_NAME, OFF(edge_id), 0, 0, "this edge's unique name (coordinator mode)"},
+    {"region", OPT_NAME, OFF(region), 0, 0, "this edge's region, e.g. eu-west"},
+    {"public-hls-url", OPT_PATH, OFF(public_hls_url), 0, 0,
+     "base URL of /live/... that viewers and relays use, e.g. http://10.0.0.5:8080"},
+    {"chat-url", OPT_PATH, OFF(chat_url), 0, 0, "public chat WebSocket URL"},
+    {"capacity-viewers", OPT_U32, OFF(capacity_viewers), 0, 100000000,
+     "viewers this edge takes (0 = unlimited)"},
+    {"capacity-streams", OPT_U32, OFF(capacity_streams), 0, 100000,
+     "streams this edge ingests (0 = unlimited)"},
+    {"cluster-secret", OPT_PATH, OFF(cluster_secret), 0, 0,
+     "cluster secret (visible in ps: prefer --cluster-secret-file)"},
+    {"cluster-secret-file", OPT_PATH, OFF(cluster_secret_file), 0, 0,
+     "file with the cluster secret"},
+    {"authorize-timeout-ms", OPT_U32, OFF(authorize_timeout_ms), 100, 600000,
+     "a publish waits this long for the coordinator's answer"},
+    {"relay-origin", OPT_PATH, OFF(relay_origin), 0, 0,
+     "pull every channel not published here from this origin (http://IP:port)"},
+    {"relay-timeout-ms", OPT_U32, OFF(relay_timeout_ms), 100, 600000,
+     "one upstream pull, connect to last byte"},
+    {"relay-idle-ms", OPT_U32, OFF(relay_idle_ms), 100, 3600000,
+     "drop a relayed resource unused this long"},
+    {"relay-max-bytes", OPT_U32, OFF(relay_max_bytes), 1u << 20, 4000u << 20,
+     "relayed bytes kept in memory"},
+    {"relay-max-object", OPT_U32, OFF(relay_max_object), 4096, 1u << 30,
+     "largest upstream answer"},
+    {"relay-max-conns", OPT_U32, OFF(relay_max_conns), 1, 100000,
+     "pooled connections per origin"},
 };
 #undef OFF
 
@@ -185,6 +220,14 @@ int edge_config_set(edge_config_t *c, const char *name, const char *value, char 
             return AX_EINVAL;
         }
         snprintf(field, EDGE_PATH_LEN, "%s", value);
+        return 0;
+    case OPT_NAME:
+        if (!edge_channel_name_valid(AX_SLICE(value, strlen(value)))) {
+            set_err(err, errlen, "'%s': expected 1..%d of [A-Za-z0-9_-], got '%s'", name,
+                    EDGE_CHANNEL_MAX, value);
+            return AX_EINVAL;
+        }
+        snprintf(field, EDGE_CHANNEL_MAX + 1, "%s", value);
         return 0;
     case OPT_BOOL:
         if (!parse_bool(value, (bool *)field)) {

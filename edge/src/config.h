@@ -58,6 +58,24 @@ typedef struct edge_config {
     uint32_t publisher_takeover_ms; /* a publisher silent this long yields to a new one */
     uint32_t channel_linger_ms;     /* keep a channel with no publisher this long */
     uint32_t shutdown_grace_ms;     /* how long a stop waits for responses and flushes */
+
+    /* Coordinator mode (--coordinator) and the relay (docs/edge.md). */
+    char coordinator[EDGE_PATH_LEN]; /* "ip:port[,ip:port...]" of coordinators' RPC */
+    char edge_id[EDGE_CHANNEL_MAX + 1];
+    char region[EDGE_CHANNEL_MAX + 1];
+    char public_hls_url[EDGE_PATH_LEN]; /* base URL viewers (and relays) use */
+    char chat_url[EDGE_PATH_LEN];
+    char cluster_secret[EDGE_PATH_LEN]; /* inline secret (tests); prefer the file */
+    char cluster_secret_file[EDGE_PATH_LEN];
+    uint32_t capacity_viewers;     /* 0 = unlimited */
+    uint32_t capacity_streams;     /* 0 = unlimited */
+    uint32_t authorize_timeout_ms; /* a publish waits this long for the coordinator */
+    char relay_origin[EDGE_PATH_LEN]; /* fixed origin for every channel not published here */
+    uint32_t relay_timeout_ms;        /* one upstream pull, connect to last byte */
+    uint32_t relay_idle_ms;           /* an unused relayed resource is dropped after this */
+    uint32_t relay_max_bytes;         /* relayed bytes kept in memory */
+    uint32_t relay_max_object;        /* largest upstream answer */
+    uint32_t relay_max_conns;         /* pooled connections per origin */
 } edge_config_t;
 
 /* Fills the defaults: RTMP 127.0.0.1:1935, HTTP 127.0.0.1:8080, no TLS, info logs. */

@@ -47,7 +47,25 @@ struct edge_metrics {
     uint64_t holds_timed_out;
     uint64_t segments; /* completed segments of channels already freed */
     uint64_t parts;    /* completed parts of channels already freed */
+    uint64_t relay_requests;          /* viewer requests for relayed channels */
+    uint64_t relay_upstream_requests; /* pulls started (requests to an origin) */
+    uint64_t relay_upstream_errors;   /* pulls that failed */
+    uint64_t relay_hits;              /* served from a READY copy */
+    uint64_t relay_coalesced;         /* joined a pull in flight */
+    uint64_t relay_bytes_in;          /* body bytes pulled */
+    uint64_t relay_waiting;           /* viewer requests waiting on a pull (gauge) */
+    uint64_t coord_authorize_ok;
+    uint64_t coord_authorize_refused;
+    uint64_t coord_authorize_failed; /* no answer: coordinator unreachable or timed out */
+    uint64_t coord_heartbeats;
+    uint64_t coord_heartbeat_errors;
+    uint64_t coord_end_streams;
+    uint64_t coord_kicks; /* publishers stopped by a coordinator push */
 };
+
+struct edge_relay;
+struct edge_coord;
+struct edge_viewers;
 
 struct edge {
     uv_loop_t *loop;
@@ -76,6 +94,10 @@ struct edge {
     h2o_linklist_t http_conns; /* struct http_conn */
     h2o_linklist_t channels;   /* struct edge_channel */
     uint32_t nchannels;
+
+    struct edge_relay *relay;     /* owned; NULL unless relaying (relay.c) */
+    struct edge_coord *coord;     /* owned; NULL in standalone mode (coord.c) */
+    struct edge_viewers *viewers; /* owned (viewers.c) */
 
     bool stopping;
     uint64_t stop_began_ms;
@@ -135,6 +157,84 @@ int edge_channel_serve(struct edge *e, h2o_req_t *req, ax_slice_t channel, ax_sl
 size_t edge_channel_count_live(const struct edge *e);
 /* Appends per-channel Prometheus lines at buf+off; returns the new offset (<= cap). */
 size_t edge_channel_metrics(struct edge *e, char *buf, size_t off, size_t cap);
+
+/* --- relay.c ---------------------------------------------------------------------------- */
+/* Creates the relay when --relay-origin is set or a coordinator is configured (else does
+ * nothing). Returns 0 or AX_EINVAL (bad --relay-origin). */
+int edge_relay_start(struct edge *e);
+bool edge_relay_enabled(const struct edge *e);
+/* Serves /live/<channel>/<rest> for a channel not published here, from the origin's copy. */
+int edge_relay_serve(struct edge *e, h2o_req_t *req, ax_slice_t channel, ax_slice_t rest,
+                     ax_slice_t query);
+/* Sweep: pull deadlines (504), stale/idle entries, relay-max-bytes. */
+void edge_relay_sweep(struct edge *e, uint64_t now_ms);
+/* Stop path: answers every waiting viewer 503 and cancels pulls in flight. */
+void edge_relay_release(struct edge *e);
+/* Frees everything (after edge_relay_release), closing pooled origin sockets. */
+void edge_relay_free(struct edge *e);
+size_t edge_relay_metrics(struct edge *e, char *buf, size_t off, size_t cap);
+size_t edge_relay_channel_count(const struct edge *e);
+const char *edge_relay_pull_state_name(int state);
+/* Pure (unit-tested): "http://IP:port[/prefix]" -> host, port, prefix (no trailing '/').
+ * Returns 0 or AX_EINVAL (not http, no IP literal, bad port, too long). */
+int edge_relay_parse_url(const char *url, char *host, size_t hostlen, uint16_t *port,
+                         char *prefix, size_t prefixlen);
+/* Pure (unit-tested): the cache key of a relayed request: `rest` plus the canonical
+ * _HLS_msn/_HLS_part/_HLS_skip query for media playlists. 0, AX_EINVAL (400), AX_ENOENT. */
+int edge_relay_key(ax_slice_t rest, ax_slice_t query, char *key, size_t keylen);
+
+/* --- coord.c ---------------------------------------------------------------------------- */
+/* Coordinator mode: the RPC client, registration, heartbeats, publish authorisation. */
+bool edge_coord_enabled(const struct edge *e);
+int edge_coord_start(struct edge *e);
+/* Stop path: ends every stream this edge still reports and closes the client. */
+void edge_coord_stop(struct edge *e);
+/* The origin of `channel` (borrowed), from the coordinator's LookupChannel. Calls `cb` once
+ * later with 0 and the origin's public HLS base URL (borrowed for the call), AX_ENOENT (not
+ * live anywhere) or another error; or returns < 0 now and never calls it. */
+typedef void (*edge_coord_origin_cb)(struct edge *e, const char *channel, int status,
+                                     const char *origin_url);
+int edge_coord_lookup_origin(struct edge *e, const char *channel, edge_coord_origin_cb cb);
+
+/* Publish authorisation (the RTMP session waits, PUBLISH_PENDING): calls
+ * edge_rtmp_conn_authorized(conn, ...) exactly once later, unless
+ * edge_coord_authorize_cancel(conn) runs first. `key` borrowed. Returns 0 or < 0. */
+int edge_coord_authorize(struct edge *e, struct rtmp_conn *conn, ax_slice_t key);
+void edge_coord_authorize_cancel(struct edge *e, struct rtmp_conn *conn);
+/* The answer: status 0 with the channel slug and stream id (borrowed), AX_EBADKEY,
+ * AX_ELIVE, or another error (coordinator unreachable). */
+void edge_rtmp_conn_authorized(struct rtmp_conn *c, int status, const char *slug,
+                               const char *channel_id, const char *stream_id, const char *why);
+/* Calls `fn` for every live publisher: channel slug, channel id, stream id (borrowed). */
+void edge_rtmp_each_publisher(struct edge *e,
+                              void (*fn)(void *arg, const char *slug, const char *channel_id,
+                                         const char *stream_id),
+                              void *arg);
+/* Stops the publishers matching `stream_id`, or `channel_id` (and `key_hash` when not
+ * NULL); all borrowed, NULL/"" match nothing. Returns how many were stopped. */
+unsigned edge_rtmp_kick_matching(struct edge *e, const char *stream_id, const char *channel_id,
+                                 const uint8_t *key_hash, const char *reason);
+/* SHA-256 of a stream key (what KeyRevoked names). */
+void edge_coord_key_hash(ax_slice_t key, uint8_t out[32]);
+/* True when no coordinator call is in flight (a stop waits for EndStreams). */
+bool edge_coord_idle(const struct edge *e);
+/* The stream `stream_id` (borrowed) ended here: EndStream is sent (best effort). */
+void edge_coord_end_stream(struct edge *e, const char *stream_id, const char *reason);
+size_t edge_coord_metrics(struct edge *e, char *buf, size_t off, size_t cap);
+
+/* --- viewers.c -------------------------------------------------------------------------- */
+/* Viewer counting: distinct HTTP connections that asked for a channel's media within the
+ * last EDGE_VIEWER_WINDOW_MS (see docs/edge.md). */
+#define EDGE_VIEWER_WINDOW_MS 10000
+int edge_viewers_start(struct edge *e);
+void edge_viewers_seen(struct edge *e, ax_slice_t channel, uint64_t conn_id);
+/* Viewers of `channel` now (NULL: all channels). */
+uint32_t edge_viewers_count(struct edge *e, const char *channel);
+/* Calls `fn` for each channel with viewers: name (borrowed) and count. */
+void edge_viewers_each(struct edge *e, void (*fn)(void *arg, const char *channel, uint32_t n),
+                       void *arg);
+void edge_viewers_sweep(struct edge *e, uint64_t now_ms);
+void edge_viewers_free(struct edge *e);
 
 /* --- http_server.c ---------------------------------------------------------------------- */
 int edge_http_start(struct edge *e);

@@ -47,6 +47,10 @@ static const char *reason_phrase(int status)
         return "Method Not Allowed";
     case 414:
         return "URI Too Long";
+    case 502:
+        return "Bad Gateway";
+    case 504:
+        return "Gateway Timeout";
     case 503:
         return "Service Unavailable";
     default:
@@ -159,6 +163,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         return 0;
     }
     case EDGE_ROUTE_LIVE:
+        edge_viewers_seen(e, channel, req->conn->id);
         return edge_channel_serve(e, req, channel, rest, query);
     }
     return -1;

@@ -48,6 +48,9 @@ static void walk_close(uv_handle_t *h, void *arg)
 static void finish(struct edge *e)
 {
     edge_rtmp_close_all(e);
+    edge_coord_stop(e);
+    edge_relay_free(e);
+    edge_viewers_free(e);
     edge_channel_free_all(e);
     edge_http_dispose(e);
     uv_close((uv_handle_t *)&e->sig_term, NULL);
@@ -70,7 +73,8 @@ static void finish(struct edge *e)
 
 static void stop_check(struct edge *e)
 {
-    if (e->stopping && h2o_linklist_is_empty(&e->rtmp_conns) && edge_http_idle(e)) {
+    if (e->stopping && h2o_linklist_is_empty(&e->rtmp_conns) && edge_http_idle(e) &&
+        edge_coord_idle(e)) {
         AX_LOG_I("edge", "stopped cleanly");
         uv_timer_stop(&e->sweep);
         finish(e);
@@ -111,6 +115,7 @@ static void begin_stop(struct edge *e, const char *why)
     /* Held requests first: the publishers' last media (flushed by their unpublish) must not
      * turn some of them into answers and leave the rest to time out. */
     edge_channel_release_holds(e);
+    edge_relay_release(e);
     edge_rtmp_stop(e);
     edge_http_stop(e); /* the first stop sweep, 250 ms later, lets GOAWAY frames go out */
     uv_timer_start(&e->stop_deadline, on_stop_deadline, e->cfg.shutdown_grace_ms, 0);
@@ -139,6 +144,8 @@ static void on_sweep(uv_timer_t *t)
     struct edge *e = ax_container_of(t, struct edge, sweep);
     uint64_t now = edge_now_ms(e);
     edge_rtmp_sweep(e, now);
+    edge_relay_sweep(e, now);
+    edge_viewers_sweep(e, now);
     if (!e->stopping)
         edge_channel_sweep(e, now);
     else {
@@ -182,17 +189,28 @@ int main(int argc, char **argv)
     }
     ax_log_set_level(e->cfg.log_level);
     edge_keys_init(&e->keys);
-    if (!e->cfg.no_coordinator)
-        AX_LOG_W("edge", "no coordinator client yet: running standalone (--no-coordinator)");
-    if (e->cfg.keys_file[0]) {
+    if (e->cfg.coordinator[0] && e->cfg.no_coordinator) {
+        fprintf(stderr, "aethex-edge: --coordinator and --no-coordinator exclude each other\n");
+        return 2;
+    }
+    if (!e->cfg.coordinator[0] && !e->cfg.no_coordinator)
+        AX_LOG_W("edge", "no --coordinator given: running standalone (--no-coordinator)");
+    if (e->cfg.coordinator[0]) {
+        if (e->cfg.keys_file[0] || e->cfg.accept_any_key)
+            AX_LOG_W("edge", "coordinator mode: keys come from the coordinator; "
+                             "--keys-file/--accept-any-key are ignored");
+        e->cfg.keys_file[0] = '\0';
+        e->cfg.accept_any_key = false;
+    } else if (e->cfg.keys_file[0]) {
         rc = edge_keys_load(&e->keys, e->cfg.keys_file, err, sizeof err);
         if (rc < 0) {
             fprintf(stderr, "aethex-edge: %s\n", err);
             return 2;
         }
         AX_LOG_I("edge", "keys file %s: %zu channel(s)", e->cfg.keys_file, e->keys.count);
-    } else if (!e->cfg.accept_any_key) {
-        fprintf(stderr, "aethex-edge: standalone mode needs --keys-file F or --accept-any-key\n");
+    } else if (!e->cfg.accept_any_key && !e->cfg.relay_origin[0]) {
+        fprintf(stderr, "aethex-edge: standalone mode needs --keys-file F, --accept-any-key "
+                        "or --relay-origin URL\n");
         return 2;
     }
     if (e->cfg.accept_any_key)
@@ -222,6 +240,12 @@ int main(int argc, char **argv)
         rc = edge_channel_start(e);
     if (rc == 0)
         rc = edge_rtmp_start(e);
+    if (rc == 0)
+        rc = edge_viewers_start(e);
+    if (rc == 0)
+        rc = edge_coord_start(e);
+    if (rc == 0)
+        rc = edge_relay_start(e);
     if (rc == 0 && e->cfg.ports_file[0] && write_ports_file(e) < 0) {
         AX_LOG_E("edge", "cannot write ports file %s", e->cfg.ports_file);
         rc = AX_EIO;

@@ -77,5 +77,11 @@ size_t edge_metrics_render(struct edge *e, char *buf, size_t cap)
     LINE("counter", "aethex_edge_blocking_timeouts_total", "Blocking reloads timed out (503).",
          m->holds_timed_out);
     off = edge_channel_metrics(e, buf, off, cap);
+    off = edge_relay_metrics(e, buf, off, cap);
+    if (e->cfg.coordinator[0])
+        off = edge_coord_metrics(e, buf, off, cap);
+    LINE("gauge", "aethex_edge_viewers",
+         "Viewers: distinct connections that asked for media in the last 5-10 s.",
+         edge_viewers_count(e, NULL));
     return off;
 }

@@ -62,6 +62,10 @@ struct rtmp_conn {
     bool reading;
     bool published; /* reached PUBLISHING at least once */
     bool rejected;  /* we refused its publish: feed() then fails */
+    bool authorizing; /* coordinator mode: AuthorizePublish in flight (PUBLISH_PENDING) */
+    char channel_id[65]; /* coordinator mode, while publishing */
+    char stream_id[65];
+    uint8_t key_hash[32]; /* SHA-256 of the key: KeyRevoked names it */
     uv_shutdown_t shutdown_req;
 };
 
@@ -80,6 +84,25 @@ static void conn_close(struct rtmp_conn *c, const char *reason, bool error, bool
 static const char *chan_or_dash(const struct rtmp_conn *c)
 {
     return c->channel_name[0] ? c->channel_name : "-";
+}
+
+/* The publish of `c` is over (unpublish, connection gone, kicked): the channel goes IDLE and,
+ * in coordinator mode, the stream is ended with the coordinator. */
+static void publish_done(struct rtmp_conn *c, const char *reason)
+{
+    if (c->authorizing) {
+        edge_coord_authorize_cancel(c->edge, c);
+        c->authorizing = false;
+    }
+    if (c->channel) {
+        edge_channel_publish_end(c->channel, c);
+        c->channel = NULL;
+    }
+    if (c->stream_id[0]) {
+        edge_coord_end_stream(c->edge, c->stream_id, reason);
+        c->stream_id[0] = '\0';
+        c->channel_id[0] = '\0';
+    }
 }
 
 static void on_closed(uv_handle_t *h)
@@ -173,10 +196,7 @@ static void conn_close(struct rtmp_conn *c, const char *reason, bool error, bool
            (unsigned long long)st.audio_frames);
     if (error)
         e->m.rtmp_closed_error++;
-    if (c->channel) {
-        edge_channel_publish_end(c->channel, c);
-        c->channel = NULL;
-    }
+    publish_done(c, reason);
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
     if (flush && flush_output(c) == 0 && c->out_pending > 0) {
@@ -237,8 +257,26 @@ static void on_publish(media_rtmp_session_t *s, ax_slice_t app, ax_slice_t key)
         reject(c, AX_ECANCELED, "server is stopping");
         return;
     }
-    if (c->channel) {
+    if (c->channel || c->authorizing) {
         reject(c, AX_EBADSTATE, "already publishing on this connection");
+        return;
+    }
+    if (edge_coord_enabled(e)) {
+        /* Ask the coordinator; the session stays PUBLISH_PENDING until it answers
+         * (edge_rtmp_conn_authorized). The key goes only into the RPC, hashed here for a
+         * later KeyRevoked. */
+        if (key.len == 0 || key.len > EDGE_KEY_MAX) {
+            reject(c, AX_EBADKEY, "unknown or revoked stream key");
+            return;
+        }
+        edge_coord_key_hash(key, c->key_hash);
+        int arc = edge_coord_authorize(e, c, key);
+        if (arc < 0) {
+            reject(c, arc == AX_EBADKEY ? AX_EBADKEY : AX_ECANCELED, "no coordinator reachable");
+            return;
+        }
+        c->authorizing = true;
+        AX_LOG_D("edge rtmp", "peer=%s publish pending: asking the coordinator", c->peer);
         return;
     }
     /* The playlist URL names the channel, never the key: the key is never logged. */
@@ -289,11 +327,10 @@ static void on_publish(media_rtmp_session_t *s, ax_slice_t app, ax_slice_t key)
 static void on_unpublish(media_rtmp_session_t *s)
 {
     struct rtmp_conn *c = media_rtmp_session_data(s);
-    if (!c->channel)
+    if (!c->channel && !c->authorizing)
         return;
     AX_LOG_I("edge rtmp", "peer=%s channel=%s unpublished", c->peer, c->channel_name);
-    edge_channel_publish_end(c->channel, c);
-    c->channel = NULL;
+    publish_done(c, "publisher unpublished");
 }
 
 static void on_video_config(media_rtmp_session_t *s, const media_avc_config_t *cfg)
@@ -325,6 +362,112 @@ static void on_metadata(media_rtmp_session_t *s, const media_rtmp_metadata_t *md
     AX_LOG_I("edge rtmp", "peer=%s channel=%s metadata %.0fx%.0f@%.2f encoder=%.*s", c->peer,
              chan_or_dash(c), md->width, md->height, md->framerate,
              (int)(md->encoder.len > 64 ? 64 : md->encoder.len), (const char *)md->encoder.base);
+}
+
+/* Outside feed(): the session's answer must be flushed (and, after a refusal, the connection
+ * closed) by us. */
+static void after_async(struct rtmp_conn *c, const char *why)
+{
+    if (ax_sm_state(&c->sm) != CONN_OPEN)
+        return;
+    if (c->rejected || media_rtmp_session_state(c->session) == MEDIA_RTMP_STATE_CLOSED) {
+        const char *msg = media_rtmp_session_errmsg(c->session);
+        conn_close(c, why ? why : (msg && msg[0] ? msg : "publish refused"), false, true);
+        return;
+    }
+    int rc = flush_output(c);
+    if (rc < 0)
+        conn_close(c, ax_strerror(rc), true, false);
+}
+
+void edge_rtmp_conn_authorized(struct rtmp_conn *c, int status, const char *slug,
+                               const char *channel_id, const char *stream_id, const char *why)
+{
+    struct edge *e = c->edge;
+    c->authorizing = false;
+    if (ax_sm_state(&c->sm) != CONN_OPEN ||
+        media_rtmp_session_state(c->session) != MEDIA_RTMP_STATE_PUBLISH_PENDING) {
+        /* Gone or withdrawn meanwhile: a yes must not leave the stream live. */
+        if (status == 0)
+            edge_coord_end_stream(e, stream_id, "publisher left before authorisation");
+        return;
+    }
+    if (status != 0) {
+        /* BadName for a key the coordinator does not accept; Rejected for everything else
+         * (already live elsewhere, no coordinator reachable). */
+        reject(c, status == AX_EBADKEY ? AX_EBADKEY : (status == AX_ELIVE ? AX_ELIVE : AX_ECANCELED),
+               why ? why : ax_strerror(status));
+        after_async(c, "publish refused");
+        return;
+    }
+    size_t n = strlen(slug);
+    memcpy(c->channel_name, slug, n + 1);
+    snprintf(c->channel_id, sizeof c->channel_id, "%s", channel_id ? channel_id : "");
+    snprintf(c->stream_id, sizeof c->stream_id, "%s", stream_id ? stream_id : "");
+    struct edge_channel *ch = edge_channel_find(e, AX_SLICE(slug, n), true);
+    int rc = ch ? edge_channel_publish_begin(ch, c) : AX_ENOSPC;
+    if (rc < 0) {
+        reject(c, rc == AX_ELIVE ? AX_ELIVE : rc,
+               rc == AX_ELIVE ? "stream already live: another publisher holds this key"
+                              : (rc == AX_ENOSPC ? "too many channels on this edge" : ax_strerror(rc)));
+        publish_done(c, "refused by the edge");
+        after_async(c, "publish refused");
+        return;
+    }
+    c->channel = ch;
+    rc = media_rtmp_session_publish_accept(c->session);
+    if (ax_sm_state(&c->sm) != CONN_OPEN)
+        return;
+    if (rc < 0) {
+        publish_done(c, "publish failed");
+        after_async(c, media_rtmp_session_errmsg(c->session));
+        return;
+    }
+    c->published = true;
+    e->m.publish_accepted++;
+    AX_LOG_I("edge rtmp", "peer=%s channel=%s stream=%s publish started (authorised)", c->peer,
+             c->channel_name, c->stream_id);
+    after_async(c, NULL);
+}
+
+void edge_rtmp_each_publisher(struct edge *e,
+                              void (*fn)(void *arg, const char *slug, const char *channel_id,
+                                         const char *stream_id),
+                              void *arg)
+{
+    for (h2o_linklist_t *n = e->rtmp_conns.next; n != &e->rtmp_conns; n = n->next) {
+        struct rtmp_conn *c = H2O_STRUCT_FROM_MEMBER(struct rtmp_conn, link, n);
+        if (c->channel && ax_sm_state(&c->sm) == CONN_OPEN)
+            fn(arg, c->channel_name, c->channel_id, c->stream_id);
+    }
+}
+
+unsigned edge_rtmp_kick_matching(struct edge *e, const char *stream_id, const char *channel_id,
+                                 const uint8_t *key_hash, const char *reason)
+{
+    unsigned n = 0;
+    h2o_linklist_t *node, *next;
+    for (node = e->rtmp_conns.next; node != &e->rtmp_conns; node = next) {
+        next = node->next;
+        struct rtmp_conn *c = H2O_STRUCT_FROM_MEMBER(struct rtmp_conn, link, node);
+        if (ax_sm_state(&c->sm) != CONN_OPEN || (!c->channel && !c->authorizing))
+            continue;
+        bool match = false;
+        if (stream_id && stream_id[0] && !strcmp(stream_id, c->stream_id))
+            match = true;
+        else if ((!stream_id || !stream_id[0]) && channel_id && channel_id[0] &&
+                 !strcmp(channel_id, c->channel_id))
+            match = !key_hash || !memcmp(key_hash, c->key_hash, sizeof c->key_hash);
+        else if (key_hash && (!channel_id || !channel_id[0]))
+            match = !memcmp(key_hash, c->key_hash, sizeof c->key_hash);
+        if (!match)
+            continue;
+        AX_LOG_W("edge rtmp", "peer=%s channel=%s stream=%s %s", c->peer, chan_or_dash(c),
+                 c->stream_id[0] ? c->stream_id : "-", reason);
+        edge_rtmp_conn_kick(c, reason);
+        n++;
+    }
+    return n;
 }
 
 /* --- socket side ------------------------------------------------------------------------ */
