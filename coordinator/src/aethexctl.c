@@ -7,6 +7,7 @@
  *     cluster promote ID [ROLE]      ASSIGN voter (default), standby or spare
  *     cluster remove ID              REMOVE a node
  *     query "SELECT ..."             one read-only statement (sql_guard.h), rows printed
+ *     regions list | add CIDR REGION | remove CIDR, edges, streams   (ctl_routing.h)
  *
  * With --json, every command prints one JSON object on stdout, errors included
  * ({"error":{"code":"no_leader","message":"..."}}). Node ids are JSON strings: they are
@@ -26,12 +27,14 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "aethex/common/clock.h"
 #include "aethex/common/error.h"
 #include "aethex/common/log.h"
 #include "aethex/coordinator/config.h"
 #include "aethex/coordinator/dqlite_client.h"
 #include "aethex/coordinator/schema.h"
 #include "aethex/coordinator/sql_guard.h"
+#include "ctl_routing.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
@@ -40,7 +43,7 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define GUARD_SLACK_MS 2000 /* the hard stop comes this long after the client's deadline */
 
-enum command { CMD_STATUS, CMD_ADD, CMD_REMOVE, CMD_PROMOTE, CMD_QUERY };
+enum command { CMD_STATUS, CMD_ADD, CMD_REMOVE, CMD_PROMOTE, CMD_QUERY, CMD_ROUTING };
 
 struct ctl {
     uv_loop_t *loop;
@@ -54,6 +57,7 @@ struct ctl {
     const char *address;
     coord_dqlite_role_t role;
     const char *sql;
+    ctl_routing_cmd_t routing; /* CMD_ROUTING */
     coord_dqlite_node_t leader;
     int exit_code;
     int done;
@@ -67,6 +71,10 @@ static const char usage[] =
     "  cluster remove ID              remove a node from the cluster\n"
     "  query \"SELECT ...\"             run one read-only statement on database '" COORD_DB_NAME
     "'\n"
+    "  regions list | regions add CIDR REGION | regions remove CIDR\n"
+    "                                 viewers' CIDR blocks -> region (routing)\n"
+    "  edges                          edges: region, health, status, viewers, live streams\n"
+    "  streams                        live streams and those ended in the last 24 hours\n"
     "--coordinator defaults to 127.0.0.1:9001; --timeout-ms to 5000.\n"
     "exit: 0 ok, 1 refused by the cluster, 2 usage, 3 unreachable / no leader / timeout\n";
 
@@ -364,6 +372,22 @@ static void on_query_done(coord_dqlite_req_t *req, int status)
     finish(c);
 }
 
+/* ---- routing: regions, edges, streams (ctl_routing.h) ----------------------------------- */
+
+static void on_routing_done(coord_dqlite_req_t *req, int status)
+{
+    struct ctl *c = req->data;
+    if (c->done) /* the guard timer ended the run: AX_ECANCELED */
+        return;
+    if (status != 0) {
+        fail_req(c, c->routing.write ? "write" : "query", req, status);
+        finish(c);
+        return;
+    }
+    c->exit_code = ctl_routing_print(&c->routing, c->json, req->rows, &req->result);
+    finish(c);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 static void on_guard(uv_timer_t *t)
@@ -492,6 +516,12 @@ int main(int argc, char **argv)
             fail(c, rv, EXIT_REFUSED, err);
             return EXIT_REFUSED;
         }
+    } else if (ctl_routing_is_command(args[0])) {
+        c->cmd = CMD_ROUTING;
+        char err[AX_ERRMSG_LEN];
+        if (ctl_routing_parse(nargs, args, ax_clock_wall_ms(ax_clock_system()), &c->routing,
+                              err) != 0)
+            return usage_error(err);
     } else {
         return usage_error("unknown command");
     }
@@ -515,7 +545,7 @@ int main(int argc, char **argv)
     coord_dqlite_client_config_default(&cfg);
     cfg.members = members;
     cfg.nmembers = nmembers;
-    cfg.database = c->cmd == CMD_QUERY ? COORD_DB_NAME : NULL;
+    cfg.database = c->cmd == CMD_QUERY || c->cmd == CMD_ROUTING ? COORD_DB_NAME : NULL;
     cfg.request_timeout_ms = c->timeout_ms;
     if (cfg.connect_timeout_ms > c->timeout_ms)
         cfg.connect_timeout_ms = c->timeout_ms;
@@ -544,6 +574,13 @@ int main(int argc, char **argv)
         break;
     case CMD_QUERY:
         rv = coord_dqlite_query_sql(&c->req, c->client, c->sql, NULL, 0, on_query_done);
+        break;
+    case CMD_ROUTING:
+        rv = c->routing.write
+                 ? coord_dqlite_exec_sql(&c->req, c->client, c->routing.sql, c->routing.params,
+                                         c->routing.nparams, on_routing_done)
+                 : coord_dqlite_query_sql(&c->req, c->client, c->routing.sql, c->routing.params,
+                                          c->routing.nparams, on_routing_done);
         break;
     }
     if (rv != 0) {

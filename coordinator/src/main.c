@@ -34,6 +34,7 @@
 #include "aethex/coordinator/dqlite_client.h"
 #include "aethex/coordinator/schema.h"
 #include "coordinator_internal.h"
+#include "route_view.h"
 
 #define LOG "coordinator"
 #define RETRY_MS 250         /* between join / migrate attempts */
@@ -49,6 +50,7 @@ struct coordinator {
     uint64_t id;
     coord_node_t *node;
     coord_http_t *http;
+    coord_route_view_t *route_view; /* routing: edges, live channels, regions (in memory) */
     coord_dqlite_client_t *ctl; /* membership calls, no database */
     coord_dqlite_client_t *db;  /* database COORD_DB_NAME */
     uv_signal_t sigterm, sigint;
@@ -624,6 +626,7 @@ static void stop(struct coordinator *c, int exit_code)
     uv_close((uv_handle_t *)&c->sigterm, NULL);
     uv_close((uv_handle_t *)&c->sigint, NULL);
     coord__http_stop(c->http);
+    coord__route_view_stop(c->route_view); /* routing */
     c->clients_open = (c->ctl != NULL) + (c->db != NULL);
     if (c->clients_open == 0) {
         finish_stop(c);
@@ -739,6 +742,10 @@ int main(int argc, char **argv)
         if (c->http)
             AX_LOG_I(LOG, "node=%" PRIu64 " http listening on %s", c->id,
                      coord__http_address(c->http));
+        /* routing: refreshed from the database in the background (docs/routing.md) */
+        if (c->http && coord__route_view_new(c->loop, c->db, ax_clock_system(), NULL,
+                                             &c->route_view) == 0)
+            coord__http_set_route_view(c->http, c->route_view);
         if (c->cfg.njoin > 0) {
             c->phase = PHASE_JOIN;
             c->deadline = uv_now(c->loop) + c->cfg.join_timeout_ms;

@@ -172,3 +172,53 @@ int coord_route_check_region(const char *s, size_t len)
 {
     return check_chars(s, len, COORD_ROUTE_REGION_MAX, "_.-");
 }
+
+int coord_route_parse_live_path(const char *path, size_t len, const char **slug, size_t *slug_len)
+{
+    static const char prefix[] = "/live/";
+    static const char suffix[] = "/index.m3u8";
+    const size_t plen = sizeof prefix - 1, slen = sizeof suffix - 1;
+    *slug = NULL;
+    *slug_len = 0;
+    if (!path || len < plen || memcmp(path, prefix, plen) != 0)
+        return AX_ENOENT;
+    if (len > COORD_ROUTE_PATH_MAX)
+        return AX_EINVAL;
+    if (len < plen + slen || memcmp(path + len - slen, suffix, slen) != 0)
+        return AX_ENOENT;
+    const char *s = path + plen;
+    size_t n = len - plen - slen;
+    if (coord_route_check_slug(s, n) != 0)
+        return AX_EINVAL;
+    *slug = s;
+    *slug_len = n;
+    return 0;
+}
+
+int coord_route_query_param(const char *query, size_t len, const char *name, const char **value,
+                            size_t *value_len)
+{
+    *value = NULL;
+    *value_len = 0;
+    if (!query)
+        return AX_ENOENT;
+    if (len > COORD_ROUTE_PATH_MAX)
+        return AX_EINVAL;
+    size_t nlen = strlen(name);
+    size_t i = 0;
+    while (i < len) {
+        size_t end = i;
+        while (end < len && query[end] != '&')
+            end++;
+        /* One "key[=value]" in [i, end). */
+        if (end - i >= nlen && memcmp(query + i, name, nlen) == 0 &&
+            (end - i == nlen || query[i + nlen] == '=')) {
+            size_t v = i + nlen + (end - i > nlen ? 1 : 0);
+            *value = query + v;
+            *value_len = end - v;
+            return 0;
+        }
+        i = end + 1;
+    }
+    return AX_ENOENT;
+}

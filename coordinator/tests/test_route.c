@@ -295,6 +295,65 @@ static void route__slug_and_region_validation(void **state)
     assert_ax_err(coord_route_check_region(longs, COORD_ROUTE_REGION_MAX + 1), AX_EINVAL);
 }
 
+static int live(const char *p, char *slug)
+{
+    const char *s;
+    size_t n;
+    int rv = coord_route_parse_live_path(p, strlen(p), &s, &n);
+    if (rv == 0) {
+        memcpy(slug, s, n);
+        slug[n] = '\0';
+    }
+    return rv;
+}
+
+/* Watch paths give their slug; other paths are not ours; a bad slug is a bad request. */
+static void route__parses_watch_paths(void **state)
+{
+    (void)state;
+    char slug[COORD_ROUTE_SLUG_MAX + 1];
+    assert_ax_err(live("/live/alice/index.m3u8", slug), 0);
+    assert_string_equal(slug, "alice");
+    assert_ax_err(live("/live/a-b_C9/index.m3u8", slug), 0);
+    assert_string_equal(slug, "a-b_C9");
+    assert_ax_err(live("/metrics", slug), AX_ENOENT);
+    assert_ax_err(live("/live/alice/seg1.m4s", slug), AX_ENOENT);
+    assert_ax_err(live("/live/index.m3u8", slug), AX_ENOENT);
+    assert_ax_err(live("/live//index.m3u8", slug), AX_EINVAL);
+    assert_ax_err(live("/live/../index.m3u8", slug), AX_EINVAL);
+    assert_ax_err(live("/live/a/b/index.m3u8", slug), AX_EINVAL);
+    assert_ax_err(live("/live/a%2Fb/index.m3u8", slug), AX_EINVAL);
+    char longp[COORD_ROUTE_PATH_MAX + 32];
+    snprintf(longp, sizeof longp, "/live/%0*d/index.m3u8", COORD_ROUTE_SLUG_MAX + 1, 0);
+    assert_ax_err(live(longp, slug), AX_EINVAL);
+}
+
+static const char *param(const char *q, const char *name)
+{
+    static char out[64];
+    const char *v;
+    size_t n;
+    if (coord_route_query_param(q, strlen(q), name, &v, &n) != 0)
+        return NULL;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* Query parameters are found by exact name; the first wins; a bare key has an empty value. */
+static void route__finds_query_parameters(void **state)
+{
+    (void)state;
+    assert_string_equal(param("channel=alice&region=eu", "channel"), "alice");
+    assert_string_equal(param("channel=alice&region=eu", "region"), "eu");
+    assert_string_equal(param("regionx=1&region=us&region=eu", "region"), "us");
+    assert_string_equal(param("region", "region"), "");
+    assert_string_equal(param("a=1&&region=", "region"), "");
+    assert_null(param("channel=alice", "region"));
+    assert_null(param("", "region"));
+    assert_null(param("reg=eu", "region"));
+}
+
 int main(void)
 {
     ax_test_use_cmocka_allocator();
@@ -312,6 +371,8 @@ int main(void)
         T(a_simulated_hour_of_heartbeats),
         T(no_edges_is_a_clear_no),
         T(slug_and_region_validation),
+        T(parses_watch_paths),
+        T(finds_query_parameters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

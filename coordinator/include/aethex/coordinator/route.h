@@ -106,4 +106,25 @@ int coord_route_check_slug(const char *s, size_t len);
 /* Validates a region name: 1..COORD_ROUTE_REGION_MAX bytes of [A-Za-z0-9_.-]. 0 or AX_EINVAL. */
 int coord_route_check_region(const char *s, size_t len);
 
+/* ---- HTTP request parts (pure; fuzz.coord_http_path) ------------------------------------- */
+
+#define COORD_ROUTE_PATH_MAX 1024 /* longest request path (with query) looked at */
+
+/*
+ * Parses a watch path "/live/<slug>/index.m3u8" (`path` of `len` bytes, borrowed, without
+ * the query string). On success *slug points into `path` and *slug_len is its length (a valid
+ * slug, coord_route_check_slug). Returns 0, AX_ENOENT (not a watch path: another resource),
+ * or AX_EINVAL (a watch path with a bad slug: empty, too long, bad characters).
+ */
+int coord_route_parse_live_path(const char *path, size_t len, const char **slug, size_t *slug_len);
+
+/*
+ * Finds parameter `name` in a query string ("a=1&b=2", without the '?'; borrowed). On success
+ * *value and *value_len point into `query` (raw: not percent-decoded; our values never need it,
+ * and a '%' fails their validation). The first occurrence wins. Returns 0, AX_ENOENT (absent)
+ * or AX_EINVAL (longer than COORD_ROUTE_PATH_MAX).
+ */
+int coord_route_query_param(const char *query, size_t len, const char *name, const char **value,
+                            size_t *value_len);
+
 #endif /* AETHEX_COORDINATOR_ROUTE_H */
