@@ -87,8 +87,9 @@ struct rpc_op { /* a fire-and-forget call: register, heartbeat, end stream, look
 };
 
 struct edge_coord {
-    uv_timer_t tick; /* first: its close callback frees the struct */
+    uv_timer_t tick;
     bool tick_ready;
+    bool tick_closed, client_closed;
     struct edge *edge;
     proto_rpc_client_t *client; /* owned */
     ax_sm_t sm;
@@ -635,8 +636,12 @@ static void on_tick(uv_timer_t *t)
     for (n = co->auths.next; n != &co->auths; n = next) {
         next = n->next;
         struct auth *a = H2O_STRUCT_FROM_MEMBER(struct auth, link, n);
-        if (ax_sm_state(&a->sm) == AUTH_WAITING && now >= a->deadline_ms)
+        if (ax_sm_state(&a->sm) != AUTH_WAITING)
+            continue;
+        if (now >= a->deadline_ms)
             auth_answer(a, AX_ETIMEDOUT, NULL, NULL, NULL, "no coordinator reachable");
+        else
+            auth_try(a); /* registered again, or the leader is known by now */
     }
     int st = ax_sm_state(&co->sm);
     if (st == COORD_REGISTERED && now - co->last_heartbeat_ms >= co->heartbeat_ms)
@@ -656,7 +661,6 @@ int edge_coord_start(struct edge *e)
     }
     struct edge_coord *co = ax_xcalloc(1, sizeof *co);
     co->edge = e;
-    e->coord = co;
     ax_sm_init(&co->sm, coord_states, COORD_STATE_COUNT, COORD_DISCONNECTED);
     h2o_linklist_init_anchor(&co->auths);
     co->heartbeat_ms = 1000;
@@ -666,6 +670,7 @@ int edge_coord_start(struct edge *e)
         if (rc < 0) {
             AX_LOG_E("edge coord", "cluster secret file %s: %s", cfg->cluster_secret_file,
                      err[0] ? err : ax_strerror(rc));
+            ax_free(co);
             return rc;
         }
     } else if (cfg->cluster_secret[0]) {
@@ -673,6 +678,7 @@ int edge_coord_start(struct edge *e)
         memcpy(co->secret, cfg->cluster_secret, co->secret_len);
     } else {
         AX_LOG_E("edge coord", "coordinator mode needs --cluster-secret-file (or --cluster-secret)");
+        ax_free(co);
         return AX_EINVAL;
     }
     if (!cfg->public_hls_url[0])
@@ -691,6 +697,7 @@ int edge_coord_start(struct edge *e)
             continue;
         if (naddrs == PROTO_RPC_MAX_ADDRESSES) {
             AX_LOG_E("edge coord", "more than %d coordinator addresses", PROTO_RPC_MAX_ADDRESSES);
+            ax_free(co);
             return AX_EINVAL;
         }
         addrs[naddrs++] = tok;
@@ -709,10 +716,12 @@ int edge_coord_start(struct edge *e)
     int rc = proto_rpc_client_new(e->loop, &cc, &co->client, err);
     if (rc < 0) {
         AX_LOG_E("edge coord", "rpc client: %s", err[0] ? err : ax_strerror(rc));
+        ax_free(co);
         return rc;
     }
     uv_timer_init(e->loop, &co->tick);
     co->tick_ready = true;
+    e->coord = co;
     uv_timer_start(&co->tick, on_tick, COORD_TICK_MS, COORD_TICK_MS);
     AX_LOG_I("edge coord", "coordinator mode: edge %s region %s, coordinators %s, public %s",
              cfg->edge_id, cfg->region, cfg->coordinator, cfg->public_hls_url);
@@ -724,21 +733,32 @@ bool edge_coord_idle(const struct edge *e)
     return !e->coord || e->coord->pending_ops == 0 || e->coord->closing;
 }
 
+/* The struct goes when both the client and the tick timer have closed (STYLE 3). */
+static void maybe_free(struct edge_coord *co)
+{
+    if (!co->client_closed || !co->tick_closed)
+        return;
+    while (!h2o_linklist_is_empty(&co->auths))
+        auth_free(H2O_STRUCT_FROM_MEMBER(struct auth, link, co->auths.next));
+    if (co->edge->coord == co)
+        co->edge->coord = NULL;
+    ax_free(co);
+}
+
 static void on_client_closed(proto_rpc_client_t *c)
 {
     /* Every call the close cancelled has been answered (and its op freed) by now. */
     struct edge_coord *co = proto_rpc_client_data(c);
-    struct edge *e = co->edge;
-    while (!h2o_linklist_is_empty(&co->auths))
-        auth_free(H2O_STRUCT_FROM_MEMBER(struct auth, link, co->auths.next));
-    if (co->tick_ready) {
-        uv_close((uv_handle_t *)&co->tick, (uv_close_cb)ax_free);
-        co->tick_ready = false;
-        e->coord = NULL;
-        return; /* the timer is the struct's first member: freed by its close callback */
-    }
-    ax_free(co);
-    e->coord = NULL;
+    co->client = NULL;
+    co->client_closed = true;
+    maybe_free(co);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    struct edge_coord *co = ax_container_of((uv_timer_t *)h, struct edge_coord, tick);
+    co->tick_closed = true;
+    maybe_free(co);
 }
 
 void edge_coord_stop(struct edge *e)
@@ -753,7 +773,9 @@ void edge_coord_stop(struct edge *e)
      * answer goes to a connection from here on. */
     for (h2o_linklist_t *n = co->auths.next; n != &co->auths; n = n->next)
         H2O_STRUCT_FROM_MEMBER(struct auth, link, n)->conn = NULL;
-    uv_timer_stop(&co->tick);
+    /* Both close their handles now (uv_close), so the final walk over the loop's handles
+     * in main.c finds them closing already. */
+    uv_close((uv_handle_t *)&co->tick, on_tick_closed);
     proto_rpc_client_close(co->client, on_client_closed);
 }
 

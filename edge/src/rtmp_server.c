@@ -407,6 +407,13 @@ void edge_rtmp_conn_authorized(struct rtmp_conn *c, int status, const char *slug
     struct edge_channel *ch = edge_channel_find(e, AX_SLICE(slug, n), true);
     int rc = ch ? edge_channel_publish_begin(ch, c) : AX_ENOSPC;
     if (rc < 0) {
+        /* The coordinator may have answered with the stream already live here (the same
+         * channel, another connection): that one must not be ended on our behalf. */
+        for (h2o_linklist_t *l = e->rtmp_conns.next; l != &e->rtmp_conns; l = l->next) {
+            struct rtmp_conn *o = H2O_STRUCT_FROM_MEMBER(struct rtmp_conn, link, l);
+            if (o != c && !strcmp(o->stream_id, c->stream_id))
+                c->stream_id[0] = '\0';
+        }
         reject(c, rc == AX_ELIVE ? AX_ELIVE : rc,
                rc == AX_ELIVE ? "stream already live: another publisher holds this key"
                               : (rc == AX_ENOSPC ? "too many channels on this edge" : ax_strerror(rc)));
