@@ -550,6 +550,11 @@ int edge_relay_serve(struct edge *e, h2o_req_t *req, ax_slice_t channel, ax_slic
     uint64_t now = edge_now_ms(e);
     bool relookup = !r->fixed && c->origin &&
                     (c->origin->down_until_ms > now || now - c->lookup_ms > 30000);
+    if (!c->origin && c->lookup_ms && now - c->lookup_ms < RELAY_DOWN_MS && !c->resolving) {
+        /* Looked up a moment ago and live nowhere: do not ask again for every request. */
+        edge_http_send_error(e, req, 404, "no such stream", "no-cache");
+        return 0;
+    }
     if (!c->origin || relookup) {
         h2o_linklist_insert(&c->resolve_waiters, &w->link);
         e->m.relay_waiting++;
