@@ -128,8 +128,7 @@ static void respond_route_error(h2o_req_t *req, int status, const char *slug)
         respond_error(req, 404, "Not Found", "channel_not_live", msg);
     } else if (status == AX_EAGAIN) {
         snprintf(msg, sizeof msg, "no edge can take a viewer of '%s' now", slug);
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL,
-                       H2O_STRLIT("2"));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("2"));
         respond_error(req, 503, "Service Unavailable", "no_edge", msg);
     } else if (status == AX_EINVAL) {
         respond_error(req, 400, "Bad Request", "bad_region",
@@ -147,8 +146,8 @@ static void split_target(h2o_req_t *req, h2o_iovec_t *path, h2o_iovec_t *query)
     *query = h2o_iovec_init(NULL, 0);
     if (req->query_at != SIZE_MAX && req->query_at < req->path.len) {
         path->len = req->query_at;
-        *query = h2o_iovec_init(req->path.base + req->query_at + 1,
-                                req->path.len - req->query_at - 1);
+        *query =
+            h2o_iovec_init(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
     }
 }
 
@@ -220,12 +219,12 @@ static void serve_api_route(struct coord_http *h, h2o_req_t *req, h2o_iovec_t qu
         return;
     }
     static const char *const source[] = {"none", "query", "cidr"};
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s}", "channel", a.channel,
-                          "edge_id", a.edge_id, "region", a.edge_region, "url", a.url,
-                          "origin_edge_id", a.origin_edge_id[0] ? a.origin_edge_id : NULL,
-                          "viewer_region", a.viewer_region[0] ? a.viewer_region : NULL,
-                          "viewer_region_source", source[a.region_source], "tier",
-                          coord_route_tier_name(a.tier));
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:s?, s:s?, s:s, s:s}", "channel", a.channel, "edge_id",
+                  a.edge_id, "region", a.edge_region, "url", a.url, "origin_edge_id",
+                  a.origin_edge_id[0] ? a.origin_edge_id : NULL, "viewer_region",
+                  a.viewer_region[0] ? a.viewer_region : NULL, "viewer_region_source",
+                  source[a.region_source], "tier", coord_route_tier_name(a.tier));
     if (!o) {
         respond_error(req, 500, "Internal Server Error", "internal", "out of memory");
         return;
@@ -245,25 +244,27 @@ static void serve_api_edges(struct coord_http *h, h2o_req_t *req)
     const coord_view_edge_t *e = coord__route_view_edges(h->route_view, &n, &wall);
     json_t *list = json_array();
     for (size_t i = 0; list && i < n; i++) {
-        json_t *x = json_pack(
-            "{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:o?}", "id", e[i].id, "region",
-            e[i].region, "hls_base_url", e[i].hls_base_url, "status", e[i].status, "healthy",
-            coord__route_view_edge_healthy(h->route_view, &e[i]), "capacity",
-            (json_int_t)e[i].capacity, "viewers", (json_int_t)e[i].viewers, "live_streams",
-            (json_int_t)e[i].live_streams, "last_heartbeat_ms",
-            (json_int_t)e[i].last_heartbeat_wall_ms, "load", e[i].load_permille / 1000.0,
-            "heartbeat_age_ms",
-            e[i].last_heartbeat_wall_ms
-                ? json_integer(wall > e[i].last_heartbeat_wall_ms
-                                   ? (json_int_t)(wall - e[i].last_heartbeat_wall_ms)
-                                   : 0)
-                : NULL);
+        json_t *x =
+            json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:o?}", "id", e[i].id,
+                      "region", e[i].region, "hls_base_url", e[i].hls_base_url, "status",
+                      e[i].status, "healthy", coord__route_view_edge_healthy(h->route_view, &e[i]),
+                      "capacity", (json_int_t)e[i].capacity, "viewers", (json_int_t)e[i].viewers,
+                      "live_streams", (json_int_t)e[i].live_streams, "last_heartbeat_ms",
+                      (json_int_t)e[i].last_heartbeat_wall_ms, "load", e[i].load_permille / 1000.0,
+                      "heartbeat_age_ms",
+                      e[i].last_heartbeat_wall_ms
+                          ? json_integer(wall > e[i].last_heartbeat_wall_ms
+                                             ? (json_int_t)(wall - e[i].last_heartbeat_wall_ms)
+                                             : 0)
+                          : NULL);
         if (!x || json_array_append_new(list, x) != 0) {
             json_decref(list);
             list = NULL;
         }
     }
-    json_t *o = list ? json_pack("{s:o}", "edges", list) : NULL;
+    json_t *o = list ? json_pack("{s:o, s:s}", "edges", list, "source",
+                                 coord__route_view_edges_source(h->route_view))
+                     : NULL;
     if (!o) {
         respond_error(req, 500, "Internal Server Error", "internal", "out of memory");
         return;

@@ -59,6 +59,12 @@ struct coord_route_view {
     size_t nchannels;
     coord_regions_t *regions; /* owned */
 
+    /* The leader's edge registry (edges.h), borrowed; preferred while it knows edges. */
+    const coord_edges_t *registry;
+    coord_route_edge_t *reg_scratch; /* owned: reg_cap entries */
+    size_t reg_cap;
+    coord_view_edge_t *reg_edges; /* owned: the registry as coord_view_edge_t, for listings */
+
     uint64_t routed[COORD_ROUTE_TIER_COUNT];
     uint64_t no_edge, unknown_channel, bad_rows;
 };
@@ -335,6 +341,20 @@ int coord__route_view_new(uv_loop_t *loop, coord_dqlite_client_t *db, ax_clock_t
     return 0;
 }
 
+void coord__route_view_free(coord_route_view_t *v)
+{
+    if (!v)
+        return;
+    AX_PRE(v->stopped);
+    ax_free(v->edges);
+    ax_free(v->scratch);
+    ax_free(v->channels);
+    coord_regions_free(v->regions);
+    ax_free(v->reg_scratch);
+    ax_free(v->reg_edges);
+    ax_free(v);
+}
+
 void coord__route_view_stop(coord_route_view_t *v)
 {
     if (!v || v->stopped)
@@ -357,12 +377,119 @@ bool coord__route_view_edge_healthy(const coord_route_view_t *v, const coord_vie
            wall - e->last_heartbeat_wall_ms < COORD_ROUTE_HEALTHY_MS;
 }
 
-const coord_view_edge_t *coord__route_view_edges(const coord_route_view_t *v, size_t *n,
+void coord__route_view_set_registry(coord_route_view_t *v, const coord_edges_t *registry)
+{
+    v->registry = registry;
+    if (!registry) { /* nothing to route from there any more: release its scratch */
+        ax_free(v->reg_scratch);
+        ax_free(v->reg_edges);
+        v->reg_scratch = NULL;
+        v->reg_edges = NULL;
+        v->reg_cap = 0;
+    }
+}
+
+/* Room for n registry edges in the scratch arrays. 0 or AX_ENOMEM. */
+static int reserve_registry(coord_route_view_t *v, size_t n)
+{
+    if (n <= v->reg_cap)
+        return 0;
+    coord_route_edge_t *s = ax_realloc(v->reg_scratch, n * sizeof *s);
+    if (!s)
+        return AX_ENOMEM;
+    v->reg_scratch = s;
+    coord_view_edge_t *e = ax_realloc(v->reg_edges, n * sizeof *e);
+    if (!e)
+        return AX_ENOMEM;
+    v->reg_edges = e;
+    v->reg_cap = n;
+    return 0;
+}
+
+static size_t registry_count(const coord_route_view_t *v)
+{
+    return v->registry ? coord_edges_count(v->registry) : 0;
+}
+
+/* The registry's last heartbeat (now_ms scale) on the wall clock, as the database keeps it. */
+static uint64_t registry_wall(const coord_route_view_t *v, uint64_t hb_ms)
+{
+    uint64_t now = ax_clock_now_ms(v->clock), wall = ax_clock_wall_ms(v->clock);
+    uint64_t age = now > hb_ms ? now - hb_ms : 0;
+    return wall > age ? wall - age : 1;
+}
+
+const coord_view_edge_t *coord__route_view_edges(coord_route_view_t *v, size_t *n,
                                                  uint64_t *wall_now_ms)
 {
-    *n = v->nedges;
     *wall_now_ms = ax_clock_wall_ms(v->clock);
+    size_t rn = registry_count(v);
+    if (rn > 0 && reserve_registry(v, rn) == 0) {
+        for (size_t i = 0; i < rn; i++) {
+            coord_edge_info_t info;
+            coord_edges_at(v->registry, i, &info);
+            coord_view_edge_t *e = &v->reg_edges[i];
+            memset(e, 0, sizeof *e);
+            snprintf(e->id, sizeof e->id, "%s", info.edge_id);
+            snprintf(e->region, sizeof e->region, "%s", info.region);
+            snprintf(e->hls_base_url, sizeof e->hls_base_url, "%s", info.hls_base_url);
+            snprintf(e->status, sizeof e->status, "%s", info.draining ? "draining" : "up");
+            e->capacity = info.capacity_viewers;
+            e->viewers = info.viewers;
+            e->live_streams = info.live_streams;
+            e->load_permille = info.load_permille;
+            e->last_heartbeat_wall_ms = registry_wall(v, info.last_heartbeat_ms);
+        }
+        *n = rn;
+        return v->reg_edges;
+    }
+    *n = v->nedges;
     return v->edges;
+}
+
+const char *coord__route_view_edges_source(const coord_route_view_t *v)
+{
+    return registry_count(v) > 0 ? "registry" : "database";
+}
+
+/* Routing from the leader's registry: its edges and origins are fresher than the database's
+ * (heartbeats arrive here first). Returns what coord_route_pick returns, or AX_ENOMEM (the
+ * caller then uses the database snapshot). */
+static int route_registry(coord_route_view_t *v, const char *origin, coord_route_answer_t *a)
+{
+    size_t n = coord_edges_count(v->registry);
+    if (reserve_registry(v, n) != 0)
+        return AX_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        coord_edge_info_t info;
+        coord_edges_at(v->registry, i, &info);
+        v->reg_scratch[i] = (coord_route_edge_t){
+            .id = info.edge_id,
+            .region = info.region,
+            .last_heartbeat_ms = info.last_heartbeat_ms, /* the registry's clock = ours */
+            .capacity = info.capacity_viewers ? info.capacity_viewers : UINT32_MAX,
+            .viewers = info.viewers,
+            .load_permille = info.load_permille,
+            .draining = info.draining,
+        };
+    }
+    coord_route_result_t res;
+    int rv =
+        coord_route_pick(v->reg_scratch, n, origin, a->viewer_region[0] ? a->viewer_region : NULL,
+                         NULL, v->clock, v->rand, &res);
+    if (rv != 0)
+        return rv;
+    coord_edge_info_t info;
+    coord_edges_at(v->registry, res.index, &info);
+    a->tier = res.tier;
+    snprintf(a->edge_id, sizeof a->edge_id, "%s", info.edge_id);
+    snprintf(a->edge_region, sizeof a->edge_region, "%s", info.region);
+    size_t blen = strlen(info.hls_base_url);
+    while (blen > 0 && info.hls_base_url[blen - 1] == '/')
+        blen--;
+    snprintf(a->url, sizeof a->url, "%.*s/live/%s/index.m3u8", (int)blen, info.hls_base_url,
+             a->channel);
+    return 0;
 }
 
 static const coord_view_channel_t *find_channel(const coord_route_view_t *v, const char *slug)
@@ -426,12 +553,29 @@ int coord__route_view_route(coord_route_view_t *v, const char *slug, size_t slug
         }
     }
 
-    const coord_view_channel_t *ch = find_channel(v, a->channel);
-    if (!ch) {
+    /* The channel's origin: the registry's (set by AuthorizePublish on the leader) first,
+     * else the database snapshot's. */
+    coord_origin_t o;
+    const coord_view_channel_t *ch = NULL;
+    if (v->registry && coord_edges_origin(v->registry, a->channel, &o) == 0) {
+        snprintf(a->origin_edge_id, sizeof a->origin_edge_id, "%s", o.edge_id);
+    } else if ((ch = find_channel(v, a->channel)) != NULL) {
+        snprintf(a->origin_edge_id, sizeof a->origin_edge_id, "%s", ch->origin_edge_id);
+    } else {
         v->unknown_channel++;
         return a->status = AX_ENOENT;
     }
-    snprintf(a->origin_edge_id, sizeof a->origin_edge_id, "%s", ch->origin_edge_id);
+    if (registry_count(v) > 0) {
+        int rrv = route_registry(v, a->origin_edge_id, a);
+        if (rrv == 0) {
+            v->routed[a->tier]++;
+            return a->status = 0;
+        }
+        if (rrv != AX_ENOMEM) {
+            v->no_edge++;
+            return a->status = AX_EAGAIN;
+        }
+    }
 
     /* The view keeps wall-clock heartbeats (they come from the database, written by another
      * node); routing wants them on its clock's now_ms scale. */
@@ -457,7 +601,7 @@ int coord__route_view_route(coord_route_view_t *v, const char *slug, size_t slug
             v->scratch[i].draining = true; /* registered, never beat: not routable yet */
     }
     coord_route_result_t res;
-    int rv = coord_route_pick(v->scratch, v->nedges, ch->origin_edge_id,
+    int rv = coord_route_pick(v->scratch, v->nedges, a->origin_edge_id,
                               a->viewer_region[0] ? a->viewer_region : NULL, NULL, v->clock,
                               v->rand, &res);
     if (rv != 0) {

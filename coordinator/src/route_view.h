@@ -20,6 +20,7 @@
 #include "aethex/common/util.h"
 #include "aethex/coordinator/cidr.h"
 #include "aethex/coordinator/dqlite_client.h"
+#include "aethex/coordinator/edges.h"
 #include "aethex/coordinator/route.h"
 
 #define COORD_VIEW_EDGES_MAX 4096          /* edges kept (rows past it are dropped, logged) */
@@ -68,6 +69,10 @@ int coord__route_view_new(uv_loop_t *loop, coord_dqlite_client_t *db, ax_clock_t
  * kept until the process ends (as the HTTP listener's is). NULL does nothing. */
 void coord__route_view_stop(coord_route_view_t *v);
 
+/* Frees a stopped view once its timer has closed (the loop ran after stop). For tests: the
+ * coordinator keeps its view until the process ends. NULL does nothing. */
+void coord__route_view_free(coord_route_view_t *v);
+
 /* Replace the content (copied) as a refresh would: for tests and for the edge registry. */
 int coord__route_view_set_edges(coord_route_view_t *v, const coord_view_edge_t *edges, size_t n);
 int coord__route_view_set_channels(coord_route_view_t *v, const coord_view_channel_t *ch, size_t n);
@@ -104,10 +109,22 @@ int coord__route_view_route(coord_route_view_t *v, const char *slug, size_t slug
                             const char *region, size_t region_len, const struct sockaddr *peer,
                             coord_route_answer_t *a);
 
-/* The edges as known now (borrowed until the next refresh or setter call), with now_ms of
- * the view's wall clock for heartbeat ages. */
-const coord_view_edge_t *coord__route_view_edges(const coord_route_view_t *v, size_t *n,
+/*
+ * The leader's edge registry (edges.h; borrowed, must outlive the view; NULL: none). While it
+ * knows edges, routing uses its edges and origins instead of the database snapshot (they are
+ * fresher: heartbeats arrive there first); a channel it does not know is still looked up in
+ * the snapshot. Its clock must be the view's (same now_ms scale). NULL also releases the
+ * scratch memory kept for it.
+ */
+void coord__route_view_set_registry(coord_route_view_t *v, const coord_edges_t *registry);
+
+/* The edges as known now (borrowed until the next call, refresh or setter), with the view's
+ * wall clock now for heartbeat ages: the registry's when it knows edges, else the snapshot. */
+const coord_view_edge_t *coord__route_view_edges(coord_route_view_t *v, size_t *n,
                                                  uint64_t *wall_now_ms);
+
+/* "registry" or "database": where coord__route_view_edges() reads from now. */
+const char *coord__route_view_edges_source(const coord_route_view_t *v);
 
 /* True when `e` is healthy now (heartbeat age < COORD_ROUTE_HEALTHY_MS). */
 bool coord__route_view_edge_healthy(const coord_route_view_t *v, const coord_view_edge_t *e);

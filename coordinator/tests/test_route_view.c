@@ -70,11 +70,8 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     coord__route_view_stop(f->view);
-    coord__route_view_set_edges(f->view, NULL, 0);
-    coord__route_view_set_channels(f->view, NULL, 0);
-    coord__route_view_set_regions(f->view, NULL);
-    ax_free(f->view); /* stop keeps the memory (as the process would); the test frees it */
     uv_run(&f->loop, UV_RUN_DEFAULT);
+    coord__route_view_free(f->view);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     test_free(f);
     return 0;
@@ -184,15 +181,68 @@ static void route_view__draining_edges_take_nobody(void **state)
     coord__route_view_set_edges(f->view, NULL, 0);
 }
 
+/* With the leader's registry set and knowing edges, its edges and origins are used (fresher
+ * than the database); a channel it does not know still routes from the snapshot; an edge
+ * whose heartbeats stop in the registry expires on the shared clock. */
+static void route_view__registry_is_preferred(void **state)
+{
+    struct fixture *f = *state;
+    coord_edges_config_t cfg;
+    coord_edges_config_default(&cfg);
+    cfg.clock = &f->clock.clock;
+    coord_edges_t *reg = NULL;
+    assert_ax_err(coord_edges_new(&cfg, &reg), 0);
+    coord__route_view_set_registry(f->view, reg);
+    coord_route_answer_t a;
+    /* An empty registry (a follower's, or a fresh leader's): the snapshot answers. */
+    assert_ax_err(route(f, "alice", "us", NULL, &a), 0);
+    assert_string_equal(a.edge_id, "us-1");
+    char err[AX_ERRMSG_LEN];
+    coord_edge_reg_t r1 = {"eu-9", "eu", "http://eu-9.test:80", "", "", 10, 0};
+    coord_edge_reg_t r2 = {"us-9", "us", "http://us-9.test:80/", "", "", 0, 0};
+    assert_ax_err(coord_edges_register(reg, &r1, 1, NULL, err), 0);
+    assert_ax_err(coord_edges_register(reg, &r2, 2, NULL, err), 0);
+    assert_ax_err(coord_edges_set_origin(reg, "dave", "c4", "s4", "eu-9"), 0);
+    assert_ax_err(route(f, "dave", "us", NULL, &a), 0);
+    assert_string_equal(a.edge_id, "us-9");
+    assert_string_equal(a.url, "http://us-9.test:80/live/dave/index.m3u8");
+    assert_string_equal(a.origin_edge_id, "eu-9");
+    /* alice is not in the registry: its origin comes from the snapshot (eu-1, unknown to
+     * the registry), the edges from the registry. */
+    assert_ax_err(route(f, "alice", "eu", NULL, &a), 0);
+    assert_string_equal(a.edge_id, "eu-9");
+    assert_string_equal(a.origin_edge_id, "eu-1");
+    size_t n;
+    uint64_t wall;
+    const coord_view_edge_t *e = coord__route_view_edges(f->view, &n, &wall);
+    assert_int_equal(n, 2);
+    assert_string_equal(e[0].id, "eu-9");
+    assert_true(coord__route_view_edge_healthy(f->view, &e[0]));
+    assert_string_equal(coord__route_view_edges_source(f->view), "registry");
+    /* us-9 keeps beating, eu-9 falls silent: 3 s later us viewers of dave still go to us-9,
+     * eu viewers too (eu-9 expired), and with us-9 full... */
+    for (int i = 0; i < 3; i++) {
+        ax_clock_manual_advance(&f->clock, 1000);
+        assert_ax_err(coord_edges_heartbeat(reg, "us-9", 2, 0.1f, 3, NULL, 0), 0);
+    }
+    assert_ax_err(route(f, "dave", "eu", NULL, &a), 0);
+    assert_string_equal(a.edge_id, "us-9");
+    assert_int_equal(a.tier, COORD_ROUTE_ANY_REGION);
+    /* ... and with no healthy edge in the registry: no edge (not the stale snapshot). */
+    ax_clock_manual_advance(&f->clock, COORD_ROUTE_HEALTHY_MS);
+    assert_ax_err(route(f, "dave", "eu", NULL, &a), AX_EAGAIN);
+    coord__route_view_set_registry(f->view, NULL);
+    coord_edges_free(reg);
+}
+
 int main(void)
 {
     ax_test_use_cmocka_allocator();
 #define T(name) cmocka_unit_test_setup_teardown(route_view__##name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(region_from_cidr_or_query),
-        T(unknown_channel_and_unknown_origin),
-        T(stale_edges_and_no_edge),
-        T(draining_edges_take_nobody),
+        T(region_from_cidr_or_query), T(unknown_channel_and_unknown_origin),
+        T(stale_edges_and_no_edge),   T(draining_edges_take_nobody),
+        T(registry_is_preferred),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
