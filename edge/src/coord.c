@@ -446,13 +446,16 @@ static void on_authorize(proto_rpc_call_t *call, int status)
         return;
     }
     if (status == AX_EBADKEY)
-        auth_answer(a, status, NULL, NULL, NULL, "unknown or revoked stream key");
+        auth_answer(a, status, NULL, NULL, NULL,
+                    "unknown or revoked stream key (NetStream.Publish.BadName)");
     else if (status == AX_ELIVE)
-        auth_answer(a, status, NULL, NULL, NULL, "stream already live on another edge");
+        auth_answer(a, status, NULL, NULL, NULL,
+                    "stream already live on another edge (NetStream.Publish.Rejected)");
     else if (status == AX_ECANCELED)
         auth_answer(a, status, NULL, NULL, NULL, "server is stopping");
     else
-        auth_answer(a, status, NULL, NULL, NULL, "no coordinator reachable");
+        auth_answer(a, status, NULL, NULL, NULL,
+                    "no coordinator reachable (NetStream.Publish.Rejected)");
 }
 
 static void auth_try(struct auth *a)
@@ -639,7 +642,8 @@ static void on_tick(uv_timer_t *t)
         if (ax_sm_state(&a->sm) != AUTH_WAITING)
             continue;
         if (now >= a->deadline_ms)
-            auth_answer(a, AX_ETIMEDOUT, NULL, NULL, NULL, "no coordinator reachable");
+            auth_answer(a, AX_ETIMEDOUT, NULL, NULL, NULL,
+                        "no coordinator reachable (NetStream.Publish.Rejected)");
         else
             auth_try(a); /* registered again, or the leader is known by now */
     }

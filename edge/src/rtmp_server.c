@@ -266,13 +266,14 @@ static void on_publish(media_rtmp_session_t *s, ax_slice_t app, ax_slice_t key)
          * (edge_rtmp_conn_authorized). The key goes only into the RPC, hashed here for a
          * later KeyRevoked. */
         if (key.len == 0 || key.len > EDGE_KEY_MAX) {
-            reject(c, AX_EBADKEY, "unknown or revoked stream key");
+            reject(c, AX_EBADKEY, "unknown or revoked stream key (NetStream.Publish.BadName)");
             return;
         }
         edge_coord_key_hash(key, c->key_hash);
         int arc = edge_coord_authorize(e, c, key);
         if (arc < 0) {
-            reject(c, arc == AX_EBADKEY ? AX_EBADKEY : AX_ECANCELED, "no coordinator reachable");
+            reject(c, arc == AX_EBADKEY ? AX_EBADKEY : AX_ECANCELED,
+                   "no coordinator reachable (NetStream.Publish.Rejected)");
             return;
         }
         c->authorizing = true;
