@@ -7,6 +7,7 @@
  *     cluster promote ID [ROLE]      ASSIGN voter (default), standby or spare
  *     cluster remove ID              REMOVE a node
  *     query "SELECT ..."             one read-only statement (sql_guard.h), rows printed
+ *     keys create|rotate|revoke|list SLUG, channels create SLUG --owner USER  (ctl_keys.h)
  *     regions list | add CIDR REGION | remove CIDR, edges, streams   (ctl_routing.h)
  *
  * With --json, every command prints one JSON object on stdout, errors included
@@ -34,6 +35,7 @@
 #include "aethex/coordinator/dqlite_client.h"
 #include "aethex/coordinator/schema.h"
 #include "aethex/coordinator/sql_guard.h"
+#include "ctl_keys.h"
 #include "ctl_routing.h"
 
 #define EXIT_REFUSED 1
@@ -43,7 +45,7 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define GUARD_SLACK_MS 2000 /* the hard stop comes this long after the client's deadline */
 
-enum command { CMD_STATUS, CMD_ADD, CMD_REMOVE, CMD_PROMOTE, CMD_QUERY, CMD_ROUTING };
+enum command { CMD_STATUS, CMD_ADD, CMD_REMOVE, CMD_PROMOTE, CMD_QUERY, CMD_KEYS, CMD_ROUTING };
 
 struct ctl {
     uv_loop_t *loop;
@@ -57,6 +59,7 @@ struct ctl {
     const char *address;
     coord_dqlite_role_t role;
     const char *sql;
+    ctl_keys_cmd_t keys; /* CMD_KEYS */
     ctl_routing_cmd_t routing; /* CMD_ROUTING */
     coord_dqlite_node_t leader;
     int exit_code;
@@ -71,6 +74,10 @@ static const char usage[] =
     "  cluster remove ID              remove a node from the cluster\n"
     "  query \"SELECT ...\"             run one read-only statement on database '" COORD_DB_NAME
     "'\n"
+    "  keys create|rotate SLUG [LABEL]  a new stream key, printed once (rotate revokes the others)\n"
+    "  keys revoke SLUG [KEY-ID]      revoke every active key of SLUG (or one)\n"
+    "  keys list SLUG                 key ids, labels and dates (never the keys)\n"
+    "  channels create SLUG --owner USERNAME   a channel, and its owner if new\n"
     "  regions list | regions add CIDR REGION | regions remove CIDR\n"
     "                                 viewers' CIDR blocks -> region (routing)\n"
     "  edges                          edges: region, health, status, viewers, live streams\n"
@@ -388,6 +395,24 @@ static void on_routing_done(coord_dqlite_req_t *req, int status)
     finish(c);
 }
 
+/* ---- keys, channels (ctl_keys.h) --------------------------------------------------------- */
+
+static void on_keys_done(coord_dqlite_req_t *req, int status)
+{
+    struct ctl *c = req->data;
+    if (c->done) /* the guard timer ended the run: AX_ECANCELED */
+        return;
+    if (status != 0) {
+        fail_req(c, c->keys.write ? "write" : "query", req, status);
+        ctl_keys_wipe(&c->keys);
+        finish(c);
+        return;
+    }
+    c->exit_code = ctl_keys_print(&c->keys, c->json, req->rows, &req->result);
+    ctl_keys_wipe(&c->keys);
+    finish(c);
+}
+
 /* ---- main --------------------------------------------------------------------------------- */
 
 static void on_guard(uv_timer_t *t)
@@ -522,6 +547,11 @@ int main(int argc, char **argv)
         if (ctl_routing_parse(nargs, args, ax_clock_wall_ms(ax_clock_system()), &c->routing,
                               err) != 0)
             return usage_error(err);
+    } else if (ctl_keys_is_command(args[0])) {
+        c->cmd = CMD_KEYS;
+        char err[AX_ERRMSG_LEN];
+        if (ctl_keys_parse(nargs, args, ax_clock_wall_ms(ax_clock_system()), &c->keys, err) != 0)
+            return usage_error(err);
     } else {
         return usage_error("unknown command");
     }
@@ -545,7 +575,9 @@ int main(int argc, char **argv)
     coord_dqlite_client_config_default(&cfg);
     cfg.members = members;
     cfg.nmembers = nmembers;
-    cfg.database = c->cmd == CMD_QUERY || c->cmd == CMD_ROUTING ? COORD_DB_NAME : NULL;
+    cfg.database = c->cmd == CMD_QUERY || c->cmd == CMD_KEYS || c->cmd == CMD_ROUTING
+                       ? COORD_DB_NAME
+                       : NULL;
     cfg.request_timeout_ms = c->timeout_ms;
     if (cfg.connect_timeout_ms > c->timeout_ms)
         cfg.connect_timeout_ms = c->timeout_ms;
@@ -574,6 +606,13 @@ int main(int argc, char **argv)
         break;
     case CMD_QUERY:
         rv = coord_dqlite_query_sql(&c->req, c->client, c->sql, NULL, 0, on_query_done);
+        break;
+    case CMD_KEYS:
+        rv = c->keys.write ? coord_dqlite_write(&c->req, c->client, c->keys.calls, c->keys.ncalls,
+                                                on_keys_done)
+                           : coord_dqlite_query_sql(&c->req, c->client, c->keys.calls[0].sql,
+                                                    c->keys.calls[0].params,
+                                                    c->keys.calls[0].nparams, on_keys_done);
         break;
     case CMD_ROUTING:
         rv = c->routing.write

@@ -187,6 +187,20 @@ int coord_config_set(coord_config_t *c, const char *key, const char *value, char
         return set_u32(&c->join_timeout_ms, key, value, 86400000, errmsg);
     if (strcmp(key, "migrate-timeout-ms") == 0)
         return set_u32(&c->migrate_timeout_ms, key, value, 86400000, errmsg);
+    if (strcmp(key, "rpc-listen") == 0) {
+        if (*value != '\0' && coord_config_check_address(value, 1) != 0)
+            ERR(AX_EINVAL, "rpc-listen: '%.64s' is not a numeric host:port (or empty)", value);
+        return set_string(c->rpc_listen, sizeof c->rpc_listen, key, value, errmsg);
+    }
+    if (strcmp(key, "cluster-secret") == 0) {
+        /* Never echo a secret into an error message. */
+        if (*value != '\0' && strlen(value) < 32)
+            ERR(AX_EINVAL, "cluster-secret: shorter than 32 bytes");
+        return set_string(c->cluster_secret, sizeof c->cluster_secret, key, value, errmsg);
+    }
+    if (strcmp(key, "cluster-secret-file") == 0)
+        return set_string(c->cluster_secret_file, sizeof c->cluster_secret_file, key, value,
+                          errmsg);
     ERR(AX_ENOENT, "unknown key '%.64s'", key);
 }
 
@@ -357,6 +371,11 @@ int coord_config_validate(const coord_config_t *c, char *errmsg)
     }
     if (c->node_id == 1 && c->njoin > 0)
         ERR(AX_EINVAL, "node-id 1 bootstraps a new cluster: it cannot also join one");
+    if (c->rpc_listen[0] != '\0' && c->cluster_secret[0] == '\0' &&
+        c->cluster_secret_file[0] == '\0')
+        ERR(AX_EINVAL, "rpc-listen: needs cluster-secret or cluster-secret-file");
+    if (c->cluster_secret[0] != '\0' && c->cluster_secret_file[0] != '\0')
+        ERR(AX_EINVAL, "cluster-secret and cluster-secret-file: give one, not both");
     if (c->node_id == 0x2dc171858c3155beULL)
         ERR(AX_EINVAL, "node-id: %llu is dqlite's reserved bootstrap id",
             (unsigned long long)c->node_id);
@@ -378,5 +397,8 @@ const char *coord_config_usage(void)
            "  --snapshot-threshold N    raft entries between snapshots (dqlite default)\n"
            "  --snapshot-trailing N     raft entries kept after a snapshot (dqlite default)\n"
            "  --join-timeout-ms N       give up joining after N ms (60000)\n"
-           "  --migrate-timeout-ms N    give up migrating after N ms (60000)\n";
+           "  --migrate-timeout-ms N    give up migrating after N ms (60000)\n"
+           "  --rpc-listen HOST:PORT    edge RPC listener, \"\" to disable (disabled)\n"
+           "  --cluster-secret S        shared by edges and coordinators, >= 32 bytes\n"
+           "  --cluster-secret-file F   the same, read from a file (one trailing newline dropped)\n";
 }

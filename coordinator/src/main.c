@@ -33,6 +33,7 @@
 #include "aethex/coordinator/config.h"
 #include "aethex/coordinator/dqlite_client.h"
 #include "aethex/coordinator/schema.h"
+#include "coord_rpc.h"
 #include "coordinator_internal.h"
 #include "route_view.h"
 
@@ -50,6 +51,7 @@ struct coordinator {
     uint64_t id;
     coord_node_t *node;
     coord_http_t *http;
+    coord_rpc_t *rpc; /* edge RPC (rpc.c), from READY on when rpc-listen is set */
     coord_route_view_t *route_view; /* routing: edges, live channels, regions (in memory) */
     coord_dqlite_client_t *ctl; /* membership calls, no database */
     coord_dqlite_client_t *db;  /* database COORD_DB_NAME */
@@ -229,10 +231,26 @@ static void join_step(struct coordinator *c)
 
 /* ---- MIGRATE ------------------------------------------------------------------------------ */
 
+static void rpc_leader(void *data, bool *is_leader, const char **leader_address)
+{
+    struct coordinator *c = data;
+    *is_leader = c->is_leader != 0;
+    *leader_address = c->leader_address;
+}
+
 static void ready(struct coordinator *c)
 {
     c->phase = PHASE_READY;
     c->ready = 1;
+    /* The edge RPC starts once the schema is in place, so no request meets a missing table. */
+    if (c->cfg.rpc_listen[0] != '\0' && c->rpc == NULL) {
+        char err[AX_ERRMSG_LEN] = "";
+        if (coord__rpc_start(c->loop, &c->cfg, c->id, c->db, rpc_leader, c, &c->rpc, err) != 0) {
+            AX_LOG_E(LOG, "node=%" PRIu64 " rpc: %s", c->id, err);
+            stop(c, 1);
+            return;
+        }
+    }
     AX_LOG_I(LOG, "node=%" PRIu64 " ready address=%s schema_version=%" PRId64 " leader=%s", c->id,
              c->cfg.address, c->schema_version, c->leader_address[0] ? c->leader_address : "?");
     later(c, 0, poll_tick);
@@ -626,6 +644,8 @@ static void stop(struct coordinator *c, int exit_code)
     uv_close((uv_handle_t *)&c->sigterm, NULL);
     uv_close((uv_handle_t *)&c->sigint, NULL);
     coord__http_stop(c->http);
+    coord__rpc_stop(c->rpc); /* before the db client: its requests get AX_ECANCELED */
+    c->rpc = NULL;
     coord__route_view_stop(c->route_view); /* routing */
     c->clients_open = (c->ctl != NULL) + (c->db != NULL);
     if (c->clients_open == 0) {

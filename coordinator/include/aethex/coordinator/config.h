@@ -20,6 +20,7 @@
 #define COORD_CONFIG_MAX_LINE 1024
 #define COORD_CONFIG_MAX_ADDRESS 255 /* "a.b.c.d:port" or "[v6]:port" */
 #define COORD_CONFIG_MAX_PATH 1024
+#define COORD_CONFIG_MAX_SECRET 1024 /* bytes of an inline cluster-secret */
 #define COORD_CONFIG_MAX_JOIN 7 /* members listed in `join`: a 5-voter cluster plus spares */
 
 typedef struct coord_config {
@@ -35,6 +36,12 @@ typedef struct coord_config {
     uint32_t snapshot_trailing;  /* 0: dqlite's default */
     uint32_t join_timeout_ms;    /* give up joining (exit 1) after this */
     uint32_t migrate_timeout_ms; /* give up migrating/waiting (exit 1) after this */
+    /* Edge RPC (docs/protocol-rpc.md). "" disables the listener. Port 0 picks a free port,
+     * but then NotLeader cannot name this node's RPC address to others (see rpc-port
+     * convention in docs/coordinator.md). */
+    char rpc_listen[COORD_CONFIG_MAX_ADDRESS + 1];
+    char cluster_secret[COORD_CONFIG_MAX_SECRET + 1];         /* inline secret, or */
+    char cluster_secret_file[COORD_CONFIG_MAX_PATH + 1]; /* a file holding it */
 } coord_config_t;
 
 /* Fills the defaults: address 127.0.0.1:9001, data_dir var/coordinator, http 127.0.0.1:9080,
