@@ -250,6 +250,8 @@ static void ready(struct coordinator *c)
             stop(c, 1);
             return;
         }
+        if (c->route_view) /* routing */
+            coord__route_view_set_registry(c->route_view, coord__rpc_edges(c->rpc));
     }
     AX_LOG_I(LOG, "node=%" PRIu64 " ready address=%s schema_version=%" PRId64 " leader=%s", c->id,
              c->cfg.address, c->schema_version, c->leader_address[0] ? c->leader_address : "?");
@@ -644,6 +646,8 @@ static void stop(struct coordinator *c, int exit_code)
     uv_close((uv_handle_t *)&c->sigterm, NULL);
     uv_close((uv_handle_t *)&c->sigint, NULL);
     coord__http_stop(c->http);
+    if (c->route_view) /* routing: the registry goes with the RPC */
+        coord__route_view_set_registry(c->route_view, NULL);
     coord__rpc_stop(c->rpc); /* before the db client: its requests get AX_ECANCELED */
     c->rpc = NULL;
     coord__route_view_stop(c->route_view); /* routing */
