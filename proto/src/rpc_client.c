@@ -305,7 +305,10 @@ static void on_cconn_dead(struct proto_rpc__conn *conn, int err, const char *why
     if (st == CLIENT_CLOSING)
         return;
     if (cc->ready) {
-        AX_LOG_W("rpc", "client=%s connection to %s lost: %s", c->client_id, conn->peer, why);
+        if (err == 0) /* we closed it: following a NotLeader redirect */
+            AX_LOG_I("rpc", "client=%s left %s: %s", c->client_id, conn->peer, why);
+        else
+            AX_LOG_W("rpc", "client=%s connection to %s lost: %s", c->client_id, conn->peer, why);
         snprintf(c->errmsg, sizeof c->errmsg, "%.100s: %.140s", c->address, why);
         c->address[0] = '\0';
         /* Calls already on the wire may or may not have run: the caller decides. */
