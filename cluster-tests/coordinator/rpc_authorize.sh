@@ -4,8 +4,8 @@
 # RPC as an edge with the cluster secret, registers and authorises a publish with the key
 # (ids back, stream live with this edge as origin), is refused a wrong key, SQL-looking and
 # empty keys, a revoked key, and a channel already live on another healthy edge; EndStream
-# records the duration; a rotated key works; a wrong cluster secret never gets in; the
-# listener survives garbage.
+# records the duration; a rotated key works; revoking a live channel's key pushes KeyRevoked
+# to its origin edge; a wrong cluster secret never gets in; the listener survives garbage.
 source "$(dirname "$0")/lib.sh" || exit 1
 
 PROBE="$COORD_BIN_DIR/coord_rpc_probe"
@@ -86,6 +86,19 @@ probe edge-a register:eu:http://127.0.0.1:8080 "authorize:$NEW" "authorize:$KEY"
 grep -q "^authorize OK" "$T/p4.out" || fail "rotated key refused: $(cat "$T/p4.out")"
 grep -q "^authorize EBADKEY" "$T/p4.out" || fail "old key accepted after rotate"
 log "revoked key refused; rotated key accepted"
+
+# Revoking the key of a live channel pushes KeyRevoked to its origin edge.
+probe edge-a register:eu:http://127.0.0.1:8080 "authorize:$NEW" heartbeat sleep:800 heartbeat \
+    sleep:800 heartbeat sleep:800 heartbeat sleep:800 heartbeat >"$T/p7.out" 2>&1 &
+P7=$!
+for _ in $(seq 50); do grep -q "^authorize OK" "$T/p7.out" && break; sleep 0.1; done
+grep -q "^authorize OK" "$T/p7.out" || fail "authorize before revoke: $(cat "$T/p7.out")"
+ctl keys revoke demo >/dev/null || fail "keys revoke (live)"
+wait $P7 || fail "probe 7: $(cat "$T/p7.out")"
+new_hash=$(python3 -c 'import hashlib,sys; print(hashlib.sha256(bytes.fromhex(sys.argv[1])).hexdigest())' "$NEW")
+grep -q "^push KEY_REVOKED channel=c[0-9a-f]* hash=$new_hash" "$T/p7.out" ||
+    fail "no KeyRevoked push to the origin: $(cat "$T/p7.out")"
+log "revoking a live channel's key pushed KeyRevoked (SHA-256 of the key bytes) to its origin"
 
 # A wrong cluster secret never gets in; garbage on the port does not hurt the listener.
 PROBE_TIMEOUT_MS=2500 "$PROBE" "$RPC" "$T/wrong-secret" edge-x register:eu:http://x >"$T/p5.out" 2>&1 &&

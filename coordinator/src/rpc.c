@@ -53,14 +53,25 @@ struct coord_rpc {
     uv_timer_t flush; /* heartbeats -> edges rows */
     bool flush_open;
     bool stopping;
-    int pending;         /* database requests in flight */
-    bool flush_inflight; /* one heartbeat flush at a time */
+    int pending;          /* database requests in flight */
+    bool flush_inflight;  /* one heartbeat flush at a time */
+    bool revoke_inflight; /* one revocation poll at a time */
+    bool revoke_known;    /* revoked_after holds the newest revocation seen */
+    int64_t revoked_after;
     uint64_t flushed_ms; /* registry clock of the last flush */
     uint64_t heartbeats;
 };
 
-enum op_kind { OP_AUTHORIZE, OP_END, OP_PERSIST, OP_REGISTER };
-enum op_step { STEP_KEY, STEP_LIVE, STEP_WRITE, STEP_END_READ, STEP_END_WRITE, STEP_PERSIST };
+enum op_kind { OP_AUTHORIZE, OP_END, OP_PERSIST, OP_REGISTER, OP_REVOKE };
+enum op_step {
+    STEP_KEY,
+    STEP_LIVE,
+    STEP_WRITE,
+    STEP_END_READ,
+    STEP_END_WRITE,
+    STEP_PERSIST,
+    STEP_REVOKED
+};
 
 struct op {
     coord_rpc_t *r;
@@ -230,6 +241,45 @@ static void copy_text(char *dst, size_t cap, const coord_dqlite_value_t *v)
         dst[0] = '\0';
 }
 
+/*
+ * Keys revoked since the last poll (aethexctl writes the database directly, so the leader
+ * polls): a live channel whose origin edge is connected here gets a KeyRevoked push naming
+ * the channel and SHA-256 of the key bytes, and the edge stops a publisher using that key.
+ * The first poll only learns the newest revocation (no clock comparison between hosts).
+ */
+static void on_revoked_rows(coord_rpc_t *r, const coord_dqlite_rows_t *rows)
+{
+    for (uint32_t i = 0; rows != NULL && i < rows->nrows; i++) {
+        const coord_dqlite_value_t *at = coord_dqlite_rows_at(rows, i, 3);
+        if (at->type == COORD_DQLITE_INTEGER && at->i > r->revoked_after)
+            r->revoked_after = at->i;
+        if (!r->revoke_known)
+            continue;
+        char cid[COORD_EDGES_ID_MAX + 1], slug[COORD_EDGES_ID_MAX + 1];
+        copy_text(cid, sizeof cid, coord_dqlite_rows_at(rows, i, 0));
+        copy_text(slug, sizeof slug, coord_dqlite_rows_at(rows, i, 1));
+        const coord_dqlite_value_t *hash = coord_dqlite_rows_at(rows, i, 2);
+        coord_origin_t o;
+        coord_edge_info_t e;
+        if (r->server == NULL || coord_edges_origin(r->edges, slug, &o) != 0 ||
+            coord_edges_find(r->edges, o.edge_id, &e) != 0 || !e.connected)
+            continue;
+        Aethex__KeyRevoked k = AETHEX__KEY_REVOKED__INIT;
+        k.channel_id = cid;
+        if (hash->type == COORD_DQLITE_BLOB && hash->s.len == 32) {
+            k.key_hash.data = (uint8_t *)hash->s.base;
+            k.key_hash.len = 32;
+        }
+        uint8_t buf[160];
+        size_t n = aethex__key_revoked__pack(&k, buf);
+        int rv = proto_rpc_server_push(r->server, e.conn_id, AETHEX__METHOD__METHOD_KEY_REVOKED,
+                                       AX_SLICE(buf, n));
+        AX_LOG_I(LOG, "node=%s edge=%s channel=%s key revoked: KeyRevoked pushed%s", r->node,
+                 e.edge_id, slug, rv == 0 ? "" : " (connection gone)");
+    }
+    r->revoke_known = true;
+}
+
 static void on_op_step(coord_dqlite_req_t *req, int status)
 {
     struct op *op = req->data;
@@ -238,6 +288,11 @@ static void on_op_step(coord_dqlite_req_t *req, int status)
         char why[AX_ERRMSG_LEN];
         snprintf(why, sizeof why, "database: %s%s%.160s", ax_err_name(status),
                  req->errmsg[0] ? ": " : "", req->errmsg);
+        if (op->kind == OP_REVOKE) {
+            r->revoke_inflight = false;
+            op_free(op);
+            return;
+        }
         if (op->kind == OP_PERSIST || op->kind == OP_REGISTER) {
             if (status != AX_ECANCELED)
                 AX_LOG_W(LOG, "node=%s persist edges: %s", r->node, why);
@@ -250,6 +305,11 @@ static void on_op_step(coord_dqlite_req_t *req, int status)
         return;
     }
     switch (op->step) {
+    case STEP_REVOKED:
+        on_revoked_rows(r, req->rows);
+        r->revoke_inflight = false;
+        op_free(op);
+        return;
     case STEP_PERSIST:
         if (op->kind == OP_PERSIST)
             r->flush_inflight = false;
@@ -492,7 +552,25 @@ static void on_flush(uv_timer_t *t)
     bool is_leader;
     const char *la;
     leader_now(r, &is_leader, &la);
-    if (!is_leader || r->flush_inflight || r->stopping)
+    if (!is_leader || r->stopping)
+        return;
+    if (!r->revoke_inflight && r->server != NULL) {
+        struct op *op = op_new(r, OP_REVOKE, NULL, NULL);
+        op->step = STEP_REVOKED;
+        coord_dqlite_value_t p[] = {coord_dqlite_int(r->revoked_after)};
+        /* The first poll asks only for the newest revocation so far. */
+        const char *sql = r->revoke_known
+                              ? "SELECT c.id, c.slug, k.key_hash, k.revoked_at FROM stream_keys k"
+                                " JOIN channels c ON c.id = k.channel_id WHERE k.revoked_at > ?"
+                                " ORDER BY k.revoked_at LIMIT 256"
+                              : "SELECT NULL, NULL, NULL, COALESCE(MAX(revoked_at), 0)"
+                                " FROM stream_keys WHERE ? IS NOT NULL";
+        if (submit_query(op, sql, p, 1) < 0)
+            op_free(op);
+        else
+            r->revoke_inflight = true;
+    }
+    if (r->flush_inflight)
         return;
     uint64_t since = r->flushed_ms;
     size_t n = coord_edges_count(r->edges), k = 0;

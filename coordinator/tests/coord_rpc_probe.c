@@ -12,6 +12,7 @@
  *     end:STREAM_ID             -> "end OK duration=<s>"
  *     lookup:SLUG               -> "lookup OK origin=<edge> hls=<url>" or "lookup ENOENT ..."
  *     sleep:MS
+ * and pushes as they arrive: "push KEY_REVOKED channel=<id> hash=<hex>".
  *
  * Exits 0 when every step ran (whatever each answered), 1 on a transport failure, 2 on
  * usage. Bounded: gives up after 20 s.
@@ -197,6 +198,25 @@ static void run_next(struct probe *p)
     }
 }
 
+/* Pushes are printed as they come: "push KEY_REVOKED channel=<id> hash=<hex>". */
+static void on_push(proto_rpc_client_t *c, uint32_t method, ax_slice_t payload)
+{
+    (void)c;
+    if (method == AETHEX__METHOD__METHOD_KEY_REVOKED) {
+        Aethex__KeyRevoked *k =
+            aethex__key_revoked__unpack(proto_rpc_allocator(), payload.len, payload.base);
+        char hex[65] = "";
+        if (k != NULL && k->key_hash.len == 32)
+            sodium_bin2hex(hex, sizeof hex, k->key_hash.data, 32);
+        printf("push KEY_REVOKED channel=%s hash=%s\n", k ? k->channel_id : "?", hex);
+        if (k)
+            aethex__key_revoked__free_unpacked(k, proto_rpc_allocator());
+    } else {
+        printf("push %s\n", proto_rpc_method_name(method));
+    }
+    fflush(stdout);
+}
+
 static void on_state(proto_rpc_client_t *c, bool connected, const char *address,
                      const char *server_id)
 {
@@ -245,6 +265,7 @@ int main(int argc, char **argv)
     cfg.secret = secret;
     cfg.secret_len = slen;
     cfg.on_state = on_state;
+    cfg.on_push = on_push;
     cfg.data = p;
     uv_timer_init(p->loop, &p->timer);
     uv_timer_init(p->loop, &p->guard);
