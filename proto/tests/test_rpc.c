@@ -546,6 +546,38 @@ static void rpc__bad_config_refused(void **state)
     assert_null(c);
 }
 
+static void run_nowait(struct fixture *f)
+{
+    for (int i = 0; i < 10; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+/* Creating a server or a client fails cleanly with AX_ENOMEM at every allocation. */
+static void rpc__new_oom_sweep(void **state)
+{
+    struct fixture *f = *state;
+    proto_rpc_server_config_t sc;
+    proto_rpc_server_config_default(&sc);
+    sc.server_id = "coord-0";
+    sc.secret = (const uint8_t *)SECRET;
+    sc.secret_len = strlen(SECRET);
+    sc.on_request = on_request;
+    proto_rpc_server_t *s = NULL;
+    AX_OOM_SWEEP(proto_rpc_server_new(&f->loop, &sc, &s, NULL),
+                 (s != NULL ? (proto_rpc_server_close(s, NULL), s = NULL) : NULL, run_nowait(f)));
+    proto_rpc_client_config_t cc;
+    proto_rpc_client_config_default(&cc);
+    const char *addr = "127.0.0.1:1";
+    cc.addresses = &addr;
+    cc.naddresses = 1;
+    cc.client_id = "edge-test";
+    cc.secret = (const uint8_t *)SECRET;
+    cc.secret_len = strlen(SECRET);
+    proto_rpc_client_t *c = NULL;
+    AX_OOM_SWEEP(proto_rpc_client_new(&f->loop, &cc, &c, NULL),
+                 (c != NULL ? (proto_rpc_client_close(c, NULL), c = NULL) : NULL, run_nowait(f)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -560,6 +592,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rpc__push_reaches_client, setup, teardown),
         cmocka_unit_test_setup_teardown(rpc__close_cancels_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(rpc__bad_config_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(rpc__new_oom_sweep, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
