@@ -122,5 +122,23 @@ probe edge-a register:eu:http://127.0.0.1:8080 >"$T/p6.out" 2>&1 || fail "probe 
 grep -q "^register OK" "$T/p6.out" || fail "listener broken after garbage"
 log "wrong secret kept out; garbage, huge length, unauthenticated request each closed; listener fine"
 
+# /metrics counts what happened.
+HTTP=$(sed -n 's/.*http listening on \([0-9.:]*\).*/\1/p' "$T/n1.log" | tail -1)
+python3 - "$HTTP" <<'PY' || fail "/metrics"
+import sys, urllib.request
+m = {}
+for line in urllib.request.urlopen("http://%s/metrics" % sys.argv[1], timeout=5).read().decode().splitlines():
+    if line and not line.startswith("#"):
+        k, v = line.rsplit(" ", 1)
+        m[k] = float(v)
+assert m['aethex_coordinator_publish_authorizations_total{result="ok"}'] >= 4, m
+assert m['aethex_coordinator_publish_authorizations_total{result="refused"}'] >= 7, m
+assert m["aethex_coordinator_rpc_auth_failures_total"] >= 3, m
+assert m["aethex_coordinator_streams_ended_total"] == 1, m
+assert m["aethex_coordinator_key_revoked_pushes_total"] >= 1, m
+assert m["aethex_coordinator_heartbeats_total"] >= 5, m
+PY
+log "/metrics: authorisations, refusals, auth failures, stream ends, pushes, heartbeats counted"
+
 stop_node n1 || fail "coordinator did not stop cleanly"
 log "PASS"

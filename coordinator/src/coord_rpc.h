@@ -40,6 +40,11 @@ coord_edges_t *coord__rpc_edges(coord_rpc_t *r);
 /* The address the listener bound. */
 const char *coord__rpc_address(const coord_rpc_t *r);
 
+/* Appends the RPC's Prometheus lines (connections, auth failures, edges by health, live
+ * channels, heartbeats, authorisations, stream ends, KeyRevoked pushes) to `b`; zeros when `r`
+ * is NULL (no rpc-listen). Returns 0 or an ax_buf error. */
+int coord__rpc_metrics(const coord_rpc_t *r, ax_buf_t *b);
+
 /* Stops listening and closes every connection; the memory goes once the listener has
  * closed and every database request in flight has called back (the db client's close
  * cancels them). NULL does nothing. */

@@ -612,7 +612,8 @@ static int render_metrics(coord_http_t *http, ax_buf_t *b)
            "aethex_coordinator_join_attempts_total %" PRIu64 "\n", c->join_attempts);
     METRIC(b, "aethex_coordinator_http_requests_total", "counter", "HTTP requests served.",
            "aethex_coordinator_http_requests_total %" PRIu64 "\n", coord__http_requests(http));
-    return client_metrics(b, c);
+    int rv = client_metrics(b, c);
+    return rv != 0 ? rv : coord__rpc_metrics(c->rpc, b); /* edge RPC */
 }
 
 /* ---- start and stop ----------------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #include "coord_rpc.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,6 +61,7 @@ struct coord_rpc {
     int64_t revoked_after;
     uint64_t flushed_ms; /* registry clock of the last flush */
     uint64_t heartbeats;
+    uint64_t authorized, refused, ended, revoked_pushes; /* for /metrics */
 };
 
 enum op_kind { OP_AUTHORIZE, OP_END, OP_PERSIST, OP_REGISTER, OP_REVOKE };
@@ -160,6 +162,8 @@ static void op_fail(struct op *op, int status, const char *why)
     coord_rpc_t *r = op->r;
     if (op->origin_set)
         coord_edges_clear_origin(r->edges, op->stream_id);
+    if (op->method == AETHEX__METHOD__METHOD_AUTHORIZE_PUBLISH)
+        r->refused++;
     AX_LOG_W(LOG, "node=%s edge=%s %s refused: %s: %s", r->node, op->edge_id,
              proto_rpc_method_name(op->method), ax_err_name(status), why);
     respond(r, op->conn_id, op->request_id, op->method, status, why, NULL);
@@ -227,6 +231,7 @@ static void authorize_reply(struct op *op)
     rep.channel_id = op->channel_id;
     rep.channel_slug = op->channel_slug;
     rep.stream_id = op->stream_id;
+    op->r->authorized++;
     AX_LOG_I(LOG, "node=%s edge=%s channel=%s stream=%s publish authorised", op->r->node,
              op->edge_id, op->channel_slug, op->stream_id);
     respond(op->r, op->conn_id, op->request_id, op->method, 0, NULL, &rep.base);
@@ -274,6 +279,7 @@ static void on_revoked_rows(coord_rpc_t *r, const coord_dqlite_rows_t *rows)
         size_t n = aethex__key_revoked__pack(&k, buf);
         int rv = proto_rpc_server_push(r->server, e.conn_id, AETHEX__METHOD__METHOD_KEY_REVOKED,
                                        AX_SLICE(buf, n));
+        r->revoked_pushes += rv == 0;
         AX_LOG_I(LOG, "node=%s edge=%s channel=%s key revoked: KeyRevoked pushed%s", r->node,
                  e.edge_id, slug, rv == 0 ? "" : " (connection gone)");
     }
@@ -428,6 +434,7 @@ static void on_op_step(coord_dqlite_req_t *req, int status)
     case STEP_END_WRITE: {
         Aethex__EndStreamReply rep = AETHEX__END_STREAM_REPLY__INIT;
         rep.duration_seconds = op->duration_s;
+        r->ended++;
         AX_LOG_I(LOG, "node=%s edge=%s stream=%s ended duration=%" PRId64 "s", r->node, op->edge_id,
                  op->stream_id, op->duration_s);
         respond(r, op->conn_id, op->request_id, op->method, 0, NULL, &rep.base);
@@ -831,6 +838,70 @@ coord_edges_t *coord__rpc_edges(coord_rpc_t *r)
 const char *coord__rpc_address(const coord_rpc_t *r)
 {
     return r->server ? proto_rpc_server_address(r->server) : "";
+}
+
+static int put(ax_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int put(ax_buf_t *b, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line)
+        return AX_EMSGSIZE;
+    return ax_buf_append(b, line, (size_t)n);
+}
+
+#define METRIC(b, name, type, help, ...)                                                           \
+    do {                                                                                           \
+        int rv_ = put(b, "# HELP " name " " help "\n# TYPE " name " " type "\n" __VA_ARGS__);      \
+        if (rv_ != 0)                                                                              \
+            return rv_;                                                                            \
+    } while (0)
+
+int coord__rpc_metrics(const coord_rpc_t *r, ax_buf_t *b)
+{
+    proto_rpc_server_stats_t st = {0};
+    if (r != NULL && r->server != NULL)
+        proto_rpc_server_stats(r->server, &st);
+    size_t known = r ? coord_edges_count(r->edges) : 0, healthy = 0;
+    for (size_t i = 0; i < known; i++) {
+        coord_edge_info_t e;
+        coord_edges_at(r->edges, i, &e);
+        healthy += e.healthy;
+    }
+    METRIC(b, "aethex_coordinator_rpc_connections", "gauge", "Open edge RPC connections.",
+           "aethex_coordinator_rpc_connections %u\n", st.connections);
+    METRIC(b, "aethex_coordinator_rpc_accepted_total", "counter", "RPC connections accepted.",
+           "aethex_coordinator_rpc_accepted_total %" PRIu64 "\n", st.accepted);
+    METRIC(b, "aethex_coordinator_rpc_auth_failures_total", "counter",
+           "RPC connections closed before authenticating (bad proof, bad frame, timeout).",
+           "aethex_coordinator_rpc_auth_failures_total %" PRIu64 "\n", st.auth_failures);
+    METRIC(b, "aethex_coordinator_rpc_protocol_errors_total", "counter",
+           "Authenticated RPC connections closed for a bad frame.",
+           "aethex_coordinator_rpc_protocol_errors_total %" PRIu64 "\n", st.protocol_errors);
+    METRIC(b, "aethex_coordinator_rpc_requests_total", "counter", "RPC requests received.",
+           "aethex_coordinator_rpc_requests_total %" PRIu64 "\n", st.requests);
+    METRIC(b, "aethex_coordinator_edges", "gauge", "Edges in the registry, by health.",
+           "aethex_coordinator_edges{health=\"healthy\"} %zu\n"
+           "aethex_coordinator_edges{health=\"unhealthy\"} %zu\n",
+           healthy, known - healthy);
+    METRIC(b, "aethex_coordinator_live_channels", "gauge", "Live channels with a known origin.",
+           "aethex_coordinator_live_channels %zu\n", r ? coord_edges_origin_count(r->edges) : 0);
+    METRIC(b, "aethex_coordinator_heartbeats_total", "counter", "Edge heartbeats received.",
+           "aethex_coordinator_heartbeats_total %" PRIu64 "\n", r ? r->heartbeats : 0);
+    METRIC(b, "aethex_coordinator_publish_authorizations_total", "counter",
+           "AuthorizePublish answers.",
+           "aethex_coordinator_publish_authorizations_total{result=\"ok\"} %" PRIu64 "\n"
+           "aethex_coordinator_publish_authorizations_total{result=\"refused\"} %" PRIu64 "\n",
+           r ? r->authorized : 0, r ? r->refused : 0);
+    METRIC(b, "aethex_coordinator_streams_ended_total", "counter", "EndStream writes.",
+           "aethex_coordinator_streams_ended_total %" PRIu64 "\n", r ? r->ended : 0);
+    METRIC(b, "aethex_coordinator_key_revoked_pushes_total", "counter",
+           "KeyRevoked pushes sent to origin edges.",
+           "aethex_coordinator_key_revoked_pushes_total %" PRIu64 "\n", r ? r->revoked_pushes : 0);
+    return 0;
 }
 
 static void maybe_free(coord_rpc_t *r)
