@@ -559,8 +559,24 @@ static void on_flush(uv_timer_t *t)
     bool is_leader;
     const char *la;
     leader_now(r, &is_leader, &la);
-    if (!is_leader || r->stopping)
+    if (r->stopping)
         return;
+    if (!is_leader) {
+        /* Leadership moved: edges now report to the new leader, and a stale registry here
+         * would make routing on this node see every edge as silent. Forget it; the database
+         * snapshot (followers' source) takes over. */
+        size_t n = coord_edges_count(r->edges);
+        if (n > 0) {
+            while (coord_edges_count(r->edges) > 0) {
+                coord_edge_info_t e;
+                coord_edges_at(r->edges, 0, &e);
+                coord_edges_forget(r->edges, e.edge_id);
+            }
+            AX_LOG_I(LOG, "node=%s not the leader: registry of %zu edge(s) cleared", r->node, n);
+        }
+        r->revoke_known = false;
+        return;
+    }
     if (!r->revoke_inflight && r->server != NULL) {
         struct op *op = op_new(r, OP_REVOKE, NULL, NULL);
         op->step = STEP_REVOKED;
