@@ -546,6 +546,42 @@ static void rpc__bad_config_refused(void **state)
     assert_null(c);
 }
 
+static uint64_t fixed_rand(ax_rand_t *r)
+{
+    (void)r;
+    return 1000; /* jitter factor 1.0: the full step */
+}
+
+/* With nobody listening, attempts are paced by the backoff (min 50 ms, max 100 ms, injected
+ * randomness): a few attempts in half a second, never a busy loop. */
+static void rpc__backoff_paces_reconnects(void **state)
+{
+    struct fixture *f = *state;
+    ax_rand_t r = {fixed_rand, NULL};
+    proto_rpc_client_config_t cc;
+    proto_rpc_client_config_default(&cc);
+    const char *addr = "127.0.0.1:1";
+    cc.addresses = &addr;
+    cc.naddresses = 1;
+    cc.client_id = "edge-test";
+    cc.secret = (const uint8_t *)SECRET;
+    cc.secret_len = strlen(SECRET);
+    cc.backoff_min_ms = 50;
+    cc.backoff_max_ms = 100;
+    cc.rand = &r;
+    cc.data = &f->cli[0];
+    f->cli[0].f = f;
+    assert_int_equal(proto_rpc_client_new(&f->loop, &cc, &f->cli[0].c, NULL), 0);
+    run_for(f, 500);
+    proto_rpc_client_stats_t st;
+    proto_rpc_client_stats(f->cli[0].c, &st);
+    /* Waits 50, 100, 100, ...: at most 1 + 500/50 attempts, at least 3 even on a slow box. */
+    assert_true(st.attempts >= 3);
+    assert_true(st.attempts <= 7);
+    assert_int_equal(st.connects, 0);
+    assert_false(proto_rpc_client_connected(f->cli[0].c));
+}
+
 static void run_nowait(struct fixture *f)
 {
     for (int i = 0; i < 10; i++)
@@ -593,6 +629,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rpc__close_cancels_pending, setup, teardown),
         cmocka_unit_test_setup_teardown(rpc__bad_config_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(rpc__new_oom_sweep, setup, teardown),
+        cmocka_unit_test_setup_teardown(rpc__backoff_paces_reconnects, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
