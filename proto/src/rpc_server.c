@@ -55,6 +55,8 @@ struct proto_rpc_server {
     uint64_t next_id;
     bool closing;
     bool listener_closed;
+    uv_tcp_t reject; /* accepts-and-closes a connection we have no memory for */
+    bool reject_busy;
     proto_rpc_server_close_cb close_cb;
     proto_rpc_server_stats_t stats;
 };
@@ -280,6 +282,13 @@ static void on_handshake_timeout(uv_timer_t *t)
     proto_rpc__conn_close(&sc->conn, AX_ETIMEDOUT, "handshake timed out");
 }
 
+static void on_reject_closed(uv_handle_t *h)
+{
+    proto_rpc_server_t *s = h->data;
+    s->reject_busy = false;
+    maybe_finish_close(s);
+}
+
 static void on_connection(uv_stream_t *l, int status)
 {
     proto_rpc_server_t *s = l->data;
@@ -287,7 +296,15 @@ static void on_connection(uv_stream_t *l, int status)
         return;
     struct sconn *sc = ax_calloc(1, sizeof *sc);
     if (sc == NULL) {
+        /* libuv stops watching the listener until the pending connection is accepted: take
+         * it with the spare handle and close it, so the listener keeps working. */
         AX_LOG_E("rpc", "server=%s out of memory accepting a connection", s->server_id);
+        if (!s->reject_busy && uv_tcp_init(s->loop, &s->reject) == 0) {
+            s->reject_busy = true;
+            s->reject.data = s;
+            uv_accept(l, (uv_stream_t *)&s->reject);
+            uv_close((uv_handle_t *)&s->reject, on_reject_closed);
+        }
         return;
     }
     sc->server = s;
@@ -397,7 +414,7 @@ int proto_rpc_server_new(uv_loop_t *loop, const proto_rpc_server_config_t *cfg,
 
 static void maybe_finish_close(proto_rpc_server_t *s)
 {
-    if (!s->closing || !s->listener_closed || s->conns != NULL)
+    if (!s->closing || !s->listener_closed || s->conns != NULL || s->reject_busy)
         return;
     if (s->close_cb != NULL)
         s->close_cb(s);

@@ -582,6 +582,23 @@ static void rpc__backoff_paces_reconnects(void **state)
     assert_false(proto_rpc_client_connected(f->cli[0].c));
 }
 
+/* A connection arriving while memory is out is closed, and the listener keeps accepting. */
+static void rpc__accept_without_memory_closes_and_goes_on(void **state)
+{
+    struct fixture *f = *state;
+    start_server(f, 0, "127.0.0.1:0", SECRET);
+    const char *addr = proto_rpc_server_address(f->srv[0].s);
+    struct raw r;
+    ax_fail_after(0);
+    raw_send(f, &r, addr, "", 0);
+    RUN_UNTIL(f, r.eof, 2000);
+    ax_fail_after(-1);
+    uv_close((uv_handle_t *)&r.tcp, raw_closed);
+    RUN_UNTIL(f, r.closed, 1000);
+    start_client(f, 0, &addr, 1, SECRET);
+    RUN_UNTIL(f, f->cli[0].ups == 1, 3000);
+}
+
 static void run_nowait(struct fixture *f)
 {
     for (int i = 0; i < 10; i++)
@@ -630,6 +647,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(rpc__bad_config_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(rpc__new_oom_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(rpc__backoff_paces_reconnects, setup, teardown),
+        cmocka_unit_test_setup_teardown(rpc__accept_without_memory_closes_and_goes_on, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
