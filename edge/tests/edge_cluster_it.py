@@ -334,6 +334,7 @@ def create_key(co, slug):
 
 def coord_edge(co, tmp, name="edge", region="eu-west"):
     return Edge(a.edge, tmp, ["--coordinator", "127.0.0.1:%d" % co.rpc, "--edge-id", name,
+                              "--authorize-timeout-ms", "2000",
                               "--region", region, "--cluster-secret-file", co.secret_file,
                               "--capacity-viewers", "1000", "--capacity-streams", "10"],
                 name=name, coordinator=True)
@@ -412,6 +413,29 @@ def t_coordinator_loss(a_, tmp):
         check(max(seen) >= pl0.next_msn + 2,
               "playlist stopped advancing without the coordinator: %r" % sorted(seen))
         check(pub.poll() is None, "the publisher was dropped when the coordinator died")
+        # A new publish meanwhile cannot be authorised: refused (Rejected) after the bounded
+        # wait (--authorize-timeout-ms 2000), not left hanging.
+        t0 = time.monotonic()
+        s = it.rtmp_publish_no_media(E.rtmp, key)
+        s.settimeout(0.5)
+        data = b""
+        while time.monotonic() - t0 < 8:
+            try:
+                d = s.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if not d:
+                break
+            data += d
+        s.close()
+        waited = time.monotonic() - t0
+        log("publish without a coordinator: %r after %.1f s" %
+            (re.findall(rb"NetStream\.[A-Za-z.]+", data), waited))
+        check(b"NetStream.Publish.Rejected" in data and b"no coordinator reachable" in data,
+              "publish without a coordinator was not refused as unreachable: %r" % data[-300:])
+        check(1.5 < waited < 7, "refused after %.1f s, want about 2 s" % waited)
         co.start()
         wait_for(lambda: registered(E), 20, "edge registered again")
         pl1, _ = it.playlist(E, vpath)
