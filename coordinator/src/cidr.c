@@ -249,6 +249,7 @@ int coord_regions_add(coord_regions_t *t, const coord_cidr_t *c, const char *reg
 {
     AX_PRE(!t->sealed);
     AX_PRE(c->family == 4 || c->family == 6);
+    AX_PRE(c->prefix_len <= addr_bytes(c->family) * 8);
     if (!region_ok(region))
         return AX_EINVAL;
     if (t->f4.n + t->f6.n >= COORD_REGIONS_MAX)
@@ -264,6 +265,10 @@ int coord_regions_add(coord_regions_t *t, const coord_cidr_t *c, const char *reg
     }
     struct entry *e = &f->v[f->n++];
     e->cidr = *c;
+    /* Lookups compare all 16 bytes: keep the block canonical whoever built it. */
+    size_t nb = addr_bytes(c->family);
+    memset(e->cidr.addr + nb, 0, 16 - nb);
+    mask(e->cidr.addr, nb, c->prefix_len);
     e->seq = t->seq++;
     snprintf(e->region, sizeof e->region, "%s", region);
     return 0;

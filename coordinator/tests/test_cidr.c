@@ -241,6 +241,23 @@ static void cidr__table_out_of_memory(void **state)
                  (coord_regions_free(t), t = NULL));
 }
 
+/* A block built by hand with host bits or stray bytes past its family is stored canonical. */
+static void cidr__hand_built_blocks_are_normalised(void **state)
+{
+    (void)state;
+    coord_regions_t *t = NULL;
+    assert_ax_err(coord_regions_new(&t), 0);
+    coord_cidr_t c;
+    memset(&c, 0xab, sizeof c);
+    c.family = 4;
+    c.prefix_len = 8;
+    c.addr[0] = 10;
+    assert_ax_err(coord_regions_add(t, &c, "eu"), 0);
+    coord_regions_seal(t);
+    assert_string_equal(lookup(t, "10.200.1.1"), "eu");
+    coord_regions_free(t);
+}
+
 int main(void)
 {
     ax_test_use_cmocka_allocator();
@@ -252,6 +269,7 @@ int main(void)
         cmocka_unit_test(cidr__duplicates_and_bad_names),
         cmocka_unit_test(cidr__matches_brute_force),
         cmocka_unit_test(cidr__table_out_of_memory),
+        cmocka_unit_test(cidr__hand_built_blocks_are_normalised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
