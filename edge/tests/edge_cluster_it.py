@@ -139,7 +139,8 @@ def t_relay(a, tmp):
 
         # Fan-out: N viewers on B ask for the next part with a blocking reload, then for the
         # part itself, for several parts in a row. A must see one request per resource.
-        N, ROUNDS = 50, 4
+        N = int(os.environ.get("RELAY_VIEWERS", "50"))  # 200: the fan-out figure
+        ROUNDS = 4
         pl, _ = it.playlist(B, vpath)
         last = pl.last_part()
         check(last is not None, "no parts in B's playlist:\n" + pl.text)
