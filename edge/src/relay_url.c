@@ -64,6 +64,14 @@ int edge_relay_key(ax_slice_t rest, ax_slice_t query, char *key, size_t keylen)
 {
     media_hls_resource_t res;
     bool playlist;
+    /* The router only passes [A-Za-z0-9._/-]; checked again here since the key becomes part of
+     * an upstream request line (found by fuzz.edge_relay_key: a NUL would cut the key short). */
+    for (size_t i = 0; i < rest.len; i++) {
+        uint8_t c = rest.base[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.' || c == '/'))
+            return AX_ENOENT;
+    }
     if (ax_slice_eq_cstr(rest, "index.m3u8")) {
         playlist = false; /* the master: no parameters */
     } else {

@@ -91,6 +91,11 @@ static void relay__bad_requests_are_refused(void **state)
     assert_int_equal(key_of("/index.m3u8", "", k, sizeof k), AX_ENOENT);
     assert_int_equal(key_of("other.m3u8", "", k, sizeof k), AX_ENOENT);
     assert_int_equal(key_of("video-x/index.m3u8", "_HLS_msn=1", k, 12), AX_ENOENT);
+    /* Found by fuzz.edge_relay_key: a NUL (or any byte the router refuses) in the path. */
+    static const char nul[] = "video-12\0 \0x/index.m3u8";
+    assert_int_equal(edge_relay_key(AX_SLICE(nul, sizeof nul - 1), AX_SLICE(NULL, 0), k, sizeof k),
+                     AX_ENOENT);
+    assert_int_equal(key_of("video x/index.m3u8", "", k, sizeof k), AX_ENOENT);
 }
 
 int main(void)
