@@ -47,6 +47,17 @@
 #define CC_MASTER "public, max-age=2"
 #define CC_MISSING "no-cache"
 #define RENDITION_NAME_MAX 32
+/* A publish that ended waits this long at most for its transcoder's last frames before the
+ * playlists move on (discontinuity); normally the flush takes well under 200 ms. */
+#define TRANSCODE_DRAIN_MAX_MS 5000
+
+/* A transcoded rung of the current (or last) publish. */
+struct rung {
+    media_hls_rendition_t *r; /* owned by hls */
+    bool active;              /* false once the worker dropped it */
+    char label[16];           /* "480p" */
+    uint64_t frames;          /* packaged */
+};
 
 struct edge_channel {
     h2o_linklist_t link; /* in edge->channels */
@@ -59,7 +70,20 @@ struct edge_channel {
     media_hls_rendition_t *audio; /* owned by hls; added at the first AAC config */
     char id[16];                  /* stream instance id used in rendition names */
     bool media_error_logged;      /* one log line per publish for refused media */
-    h2o_linklist_t starting;      /* struct hold: masters asked before any rendition */
+    /* Transcoding (transcode.c runs the worker). */
+    struct edge_transcode *tc; /* owned: the worker of this publish; NULL when none */
+    bool tc_decided;           /* admission decided for this publish */
+    bool tc_pending;           /* started, rungs not known yet: masters wait */
+    bool tc_draining;          /* publish ended: discontinuity waits for on_done */
+    uint64_t tc_drain_since_ms;
+    uint8_t *tc_src; /* owned: the source avcC the worker was started with */
+    size_t tc_src_len;
+    bool tc_admitted; /* admitted; the worker starts at the first keyframe */
+    media_transcode_rung_t tc_sel[MEDIA_TRANSCODE_MAX_RUNGS];
+    size_t tc_nsel;
+    unsigned nrungs;
+    struct rung rung[MEDIA_TRANSCODE_MAX_RUNGS];
+    h2o_linklist_t starting; /* struct hold: masters asked before any rendition */
     uint64_t http_requests;
     uint64_t http_bytes;
     char name[EDGE_CHANNEL_MAX + 1];
@@ -82,6 +106,10 @@ struct hold {
     h2o_linklist_t link;   /* in edge->holds */
     h2o_linklist_t chlink; /* in ch->starting: a master waiting for the first rendition */
 };
+
+static void channel_discontinuity(struct edge_channel *ch);
+static void transcode_orphan(struct edge_channel *ch);
+static void wake_starting(struct edge_channel *ch);
 
 static uint64_t channel_hold_ms(const edge_config_t *c, const media_hls_config_t *h)
 {
@@ -191,6 +219,13 @@ int edge_channel_publish_begin(struct edge_channel *ch, struct rtmp_conn *conn)
                  "discontinuity",
                  ch->name);
     }
+    if (ch->tc) {
+        /* The last publish's worker is still flushing: its frames would land in the new
+         * timeline. Let it finish unheard, and close the old timeline now. */
+        transcode_orphan(ch);
+        channel_discontinuity(ch);
+    }
+    ch->tc_decided = false;
     ch->publisher = conn;
     ch->publishes++;
     ch->media_error_logged = false;
@@ -203,6 +238,22 @@ void edge_channel_publish_end(struct edge_channel *ch, struct rtmp_conn *conn)
         return;
     ch->publisher = NULL;
     ch->idle_since_ms = edge_now_ms(ch->edge);
+    if (ch->tc) {
+        /* The rungs still owe the frames in the worker's queue and encoders: the timeline
+         * closes once they are packaged (on_tc_done), so every rendition ends at the same
+         * frame and the next publish's segments keep the same numbers everywhere. */
+        ch->tc_pending = false;
+        wake_starting(ch);
+        edge_transcode_finish(ch->tc);
+        ch->tc_draining = true;
+        ch->tc_drain_since_ms = edge_now_ms(ch->edge);
+        return;
+    }
+    channel_discontinuity(ch);
+}
+
+static void channel_discontinuity(struct edge_channel *ch)
+{
     /* Close the open part and segment so that everything received is served, and start a
      * new timeline for whoever publishes next (EXT-X-DISCONTINUITY). */
     if (ch->hls && media_hls_stream_discontinuity(ch->hls) < 0) {
@@ -211,6 +262,7 @@ void edge_channel_publish_end(struct edge_channel *ch, struct rtmp_conn *conn)
         media_hls_stream_free(ch->hls);
         ch->hls = NULL;
         ch->video = ch->audio = NULL;
+        ch->nrungs = 0;
     }
 }
 
@@ -220,6 +272,8 @@ static void hold_deactivate(struct hold *h);
 /* The first rendition exists: the masters that waited for it now wait for its first part. */
 static void wake_starting(struct edge_channel *ch)
 {
+    if (ch->tc_pending)
+        return; /* on_tc_ready (or failed) wakes them */
     while (!h2o_linklist_is_empty(&ch->starting)) {
         struct hold *h = H2O_STRUCT_FROM_MEMBER(struct hold, chlink, ch->starting.next);
         hold_deactivate(h);
@@ -253,6 +307,208 @@ static media_hls_rendition_t *add_rendition(struct edge_channel *ch, media_track
     return r;
 }
 
+/* --- transcoding ------------------------------------------------------------------------ */
+
+/* Stops listening to the channel's worker: it flushes and is closed when done. */
+static void transcode_orphan(struct edge_channel *ch)
+{
+    if (!ch->tc)
+        return;
+    edge_transcode_finish(ch->tc);
+    edge_transcode_set_data(ch->tc, NULL);
+    ch->tc = NULL;
+    ch->tc_pending = ch->tc_draining = false;
+}
+
+static void transcode_close(struct edge_channel *ch)
+{
+    if (!ch->tc)
+        return;
+    edge_transcode_close(ch->tc);
+    ch->tc = NULL;
+    ch->tc_pending = false;
+}
+
+static void on_tc_ready(struct edge_transcode *t, const edge_transcode_rung_t *rungs, unsigned n)
+{
+    struct edge_channel *ch = edge_transcode_data(t);
+    if (!ch)
+        return;
+    ch->tc_pending = false;
+    if (!ch->hls) {
+        wake_starting(ch);
+        return;
+    }
+    char desc[160] = "";
+    size_t off = 0;
+    ch->nrungs = 0;
+    for (unsigned i = 0; i < n && i < MEDIA_TRANSCODE_MAX_RUNGS; i++) {
+        struct rung *g = &ch->rung[i];
+        memset(g, 0, sizeof *g);
+        snprintf(g->label, sizeof g->label, "%up", rungs[i].height);
+        char name[RENDITION_NAME_MAX + 1];
+        snprintf(name, sizeof name, "%s-%s", g->label, ch->id);
+        /* A publisher that comes back with the same ladder continues the same renditions. */
+        g->r = media_hls_stream_rendition(ch->hls, AX_SLICE(name, strlen(name)));
+        if (!g->r) {
+            media_hls_rendition_config_t rc = {
+                .name = name, .track = MEDIA_TRACK_VIDEO, .bandwidth_hint = rungs[i].kbps * 1000};
+            int err = media_hls_stream_add_rendition(ch->hls, &rc, &g->r);
+            if (err < 0) {
+                media_error(ch, "rung rendition", err);
+                g->r = NULL;
+            }
+        }
+        if (g->r) {
+            int err = media_hls_rendition_set_video_config(g->r, &rungs[i].avc);
+            if (err < 0) {
+                media_error(ch, "rung video config", err);
+                g->r = NULL;
+            }
+        }
+        g->active = g->r != NULL;
+        ch->nrungs = i + 1;
+        if (off < sizeof desc)
+            off += (size_t)snprintf(desc + off, sizeof desc - off, "%s%ux%u %uk", i ? ", " : "",
+                                    rungs[i].width, rungs[i].height, rungs[i].kbps);
+    }
+    AX_LOG_I("edge transcode", "channel=%s transcoding: %s", ch->name, desc);
+    ch->tc_pending = false;
+    wake_starting(ch);
+}
+
+static void on_tc_frame(struct edge_transcode *t, unsigned rung, const media_frame_t *f)
+{
+    struct edge_channel *ch = edge_transcode_data(t);
+    if (!ch || rung >= ch->nrungs || !ch->rung[rung].r || !ch->hls)
+        return;
+    struct rung *g = &ch->rung[rung];
+    int rc = media_hls_rendition_push(g->r, f, ax_clock_wall_ms(ax_clock_system()));
+    if (rc < 0) {
+        media_error(ch, "rung frame", rc);
+        return;
+    }
+    g->frames++;
+    ch->edge->m.transcode_frames++;
+}
+
+static void on_tc_dropped(struct edge_transcode *t, unsigned rung)
+{
+    struct edge_channel *ch = edge_transcode_data(t);
+    if (!ch || rung >= ch->nrungs)
+        return;
+    ch->rung[rung].active = false;
+}
+
+static void on_tc_failed(struct edge_transcode *t)
+{
+    struct edge_channel *ch = edge_transcode_data(t);
+    if (!ch) {
+        edge_transcode_close(t);
+        return;
+    }
+    bool draining = ch->tc_draining;
+    transcode_close(ch);
+    ch->tc_draining = false;
+    for (unsigned i = 0; i < ch->nrungs; i++)
+        ch->rung[i].active = false;
+    wake_starting(ch);
+    if (draining)
+        channel_discontinuity(ch);
+}
+
+static void on_tc_done(struct edge_transcode *t)
+{
+    struct edge_channel *ch = edge_transcode_data(t);
+    if (!ch) {
+        edge_transcode_close(t); /* an orphan: nobody listens */
+        return;
+    }
+    bool draining = ch->tc_draining;
+    transcode_close(ch);
+    ch->tc_draining = false;
+    if (draining)
+        channel_discontinuity(ch);
+}
+
+static const edge_transcode_cbs_t tc_cbs = {
+    .on_ready = on_tc_ready,
+    .on_frame = on_tc_frame,
+    .on_dropped = on_tc_dropped,
+    .on_failed = on_tc_failed,
+    .on_done = on_tc_done,
+};
+
+/*
+ * The source's video config arrived. The first one of a publish decides: transcoding on,
+ * rungs below the source, and admission (--max-transcodes, and no worker fell behind in
+ * the last EDGE_TRANSCODE_OVERLOAD_MS). A refused stream is served source-only and the
+ * streams already transcoding keep their ladders. A later, different config (the encoder
+ * changed resolution) stops this publish's transcode.
+ */
+static void transcode_config(struct edge_channel *ch, const media_avc_config_t *cfg)
+{
+    struct edge *e = ch->edge;
+    if (ch->tc_decided) {
+        if (ch->tc && (cfg->record.len != ch->tc_src_len ||
+                       memcmp(cfg->record.base, ch->tc_src, ch->tc_src_len) != 0)) {
+            AX_LOG_W("edge transcode",
+                     "channel=%s source config changed: transcoding stopped for this publish",
+                     ch->name);
+            transcode_orphan(ch);
+            for (unsigned i = 0; i < ch->nrungs; i++)
+                ch->rung[i].active = false;
+        }
+        return;
+    }
+    ch->tc_decided = true;
+    if (!e->cfg.transcode || e->cfg.nladder == 0)
+        return;
+    media_transcode_rung_t want[EDGE_LADDER_MAX], sel[MEDIA_TRANSCODE_MAX_RUNGS];
+    memset(want, 0, sizeof want);
+    for (uint32_t i = 0; i < e->cfg.nladder; i++) {
+        want[i].width = e->cfg.ladder[i].width;
+        want[i].height = e->cfg.ladder[i].height;
+        want[i].bitrate_kbps = e->cfg.ladder[i].kbps;
+        snprintf(want[i].preset, sizeof want[i].preset, "%s", e->cfg.x264_preset);
+    }
+    int n = media_transcode_ladder_select(cfg->width, cfg->height, want, e->cfg.nladder, sel);
+    if (n <= 0) {
+        AX_LOG_I("edge transcode", "channel=%s source %ux%u: no rung below it, source only",
+                 ch->name, cfg->width, cfg->height);
+        return;
+    }
+    unsigned cap = e->cfg.max_transcodes ? e->cfg.max_transcodes : uv_available_parallelism();
+    size_t running = edge_transcode_count(e);
+    uint64_t now = edge_now_ms(e);
+    if (running >= cap) {
+        e->m.transcodes_refused++;
+        AX_LOG_W("edge transcode",
+                 "channel=%s transcode refused: %zu of %u running (max-transcodes); served "
+                 "source-only",
+                 ch->name, running, cap);
+        return;
+    }
+    if (e->transcode_last_drop_ms && now - e->transcode_last_drop_ms < EDGE_TRANSCODE_OVERLOAD_MS) {
+        e->m.transcodes_refused++;
+        AX_LOG_W("edge transcode",
+                 "channel=%s transcode refused: a worker fell behind %llu ms ago (out of CPU); "
+                 "served source-only",
+                 ch->name, (unsigned long long)(now - e->transcode_last_drop_ms));
+        return;
+    }
+    if (edge_transcode_start(e, ch->name, cfg, sel, (size_t)n, &tc_cbs, ch, &ch->tc) < 0) {
+        ch->tc = NULL;
+        return;
+    }
+    e->m.transcodes_started++;
+    ch->tc_pending = true;
+    ax_free(ch->tc_src);
+    ch->tc_src = ax_xmalloc(cfg->record.len ? cfg->record.len : 1);
+    memcpy(ch->tc_src, cfg->record.base, cfg->record.len);
+    ch->tc_src_len = cfg->record.len;
+}
+
 void edge_channel_on_video_config(struct edge_channel *ch, const media_avc_config_t *cfg)
 {
     if (!ch->hls)
@@ -260,12 +516,14 @@ void edge_channel_on_video_config(struct edge_channel *ch, const media_avc_confi
     if (!ch->video && !(ch->video = add_rendition(ch, MEDIA_TRACK_VIDEO)))
         return;
     int rc = media_hls_rendition_set_video_config(ch->video, cfg);
-    wake_starting(ch);
     if (rc < 0)
         media_error(ch, "video config", rc);
     else
         AX_LOG_I("edge channel", "channel=%s video %ux%u %s", ch->name, cfg->width, cfg->height,
                  media_hls_rendition_codecs(ch->video));
+    if (rc == 0)
+        transcode_config(ch, cfg);
+    wake_starting(ch);
 }
 
 void edge_channel_on_audio_config(struct edge_channel *ch, const media_aac_config_t *cfg)
@@ -291,6 +549,9 @@ void edge_channel_on_frame(struct edge_channel *ch, const media_frame_t *f)
     int rc = media_hls_rendition_push(r, f, ax_clock_wall_ms(ax_clock_system()));
     if (rc < 0)
         media_error(ch, f->track == MEDIA_TRACK_VIDEO ? "video frame" : "audio frame", rc);
+    /* After the source rendition: transcoding never delays it. */
+    if (ch->tc && f->track == MEDIA_TRACK_VIDEO && edge_transcode_push(ch->tc, f) < 0)
+        ch->edge->m.transcode_frames_lost++;
 }
 
 /* --- serving ---------------------------------------------------------------------------- */
@@ -423,13 +684,16 @@ static bool hold_queued(struct edge *e, struct hold *h, int rc, bool fresh)
 static void serve_master(struct edge *e, struct edge_channel *ch, h2o_req_t *req, struct hold *h)
 {
     media_hls_rendition_t *r = ch->video ? ch->video : ch->audio;
-    if (!r) {
+    if (!r || ch->tc_pending) {
         /* Publishing, but no codec config yet (the first hundred milliseconds of a
-         * publish): wait for the first rendition, then for its first part. */
-        h = hold_for(e, ch, req, NULL);
+         * publish), or the transcoder's rungs are not known yet (a master without them
+         * would hide them for the player's whole session): wait for the first rendition and
+         * the rungs, then for the first part. */
+        bool fresh = h == NULL;
+        h = hold_for(e, ch, req, h);
         h->kind = HOLD_MASTER;
         h2o_linklist_insert(&ch->starting, &h->chlink);
-        hold_queued(e, h, 0, true);
+        hold_queued(e, h, 0, fresh);
         return;
     }
     media_part_t *part = NULL;
@@ -484,6 +748,25 @@ static void serve_playlist(struct edge *e, struct edge_channel *ch, h2o_req_t *r
             h->skip = p->skip;
             h->blocking = true;
             rc = media_hls_rendition_wait_playlist(r, &h->w, p, on_hold_ready);
+            if (rc == AX_ETOOFAR && p->has_part) {
+                /* A part beyond the spec's Advance Part Limit in (or just after) the newest
+                 * segment. hls.js asks that when it switches levels and the target's rendition
+                 * report says LAST-PART=0: it then takes the part index of the level it
+                 * leaves (`parseInt(LAST-PART) || lastPartIndex`), which for a transcoded rung
+                 * can be several parts ahead. A 400 makes it give the level up; holding for
+                 * the farthest part the limit allows answers it a little early instead, and
+                 * it asks again. A far-ahead segment is still a 400. */
+                media_hls_rendition_stats_t st;
+                media_hls_rendition_stats(r, &st);
+                if (st.last_part >= 0 && p->msn <= st.last_msn + 1) {
+                    media_hls_params_t near = *p;
+                    near.msn = st.last_msn;
+                    near.part = (uint32_t)st.last_part + 3;
+                    rc = media_hls_rendition_wait_playlist(r, &h->w, &near, on_hold_ready);
+                    if (hold_queued(e, h, rc, true))
+                        return;
+                }
+            }
             if (hold_queued(e, h, rc, true))
                 return;
         }
@@ -625,6 +908,8 @@ static void channel_free(struct edge_channel *ch)
     while (!h2o_linklist_is_empty(&ch->starting))
         hold_answer_error(H2O_STRUCT_FROM_MEMBER(struct hold, chlink, ch->starting.next), 503,
                           "stream closed");
+    transcode_close(ch); /* joins the worker: it is done or finishing its last frame */
+    ax_free(ch->tc_src);
     /* Waiters fire with AX_ECANCELED from inside: their requests get a 503. */
     media_hls_stream_free(ch->hls);
     h2o_linklist_unlink(&ch->link);
@@ -638,7 +923,14 @@ void edge_channel_sweep(struct edge *e, uint64_t now)
     for (n = e->channels.next; n != &e->channels; n = next) {
         next = n->next;
         struct edge_channel *ch = H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, n);
-        if (!ch->publisher && now - ch->idle_since_ms >= e->cfg.channel_linger_ms) {
+        if (ch->tc_draining && now - ch->tc_drain_since_ms >= TRANSCODE_DRAIN_MAX_MS) {
+            AX_LOG_W("edge transcode", "channel=%s worker still flushing after %u ms: moving on",
+                     ch->name, TRANSCODE_DRAIN_MAX_MS);
+            transcode_orphan(ch);
+            channel_discontinuity(ch);
+        }
+        if (!ch->publisher && !ch->tc_draining &&
+            now - ch->idle_since_ms >= e->cfg.channel_linger_ms) {
             AX_LOG_I("edge channel", "channel=%s dropped after %u ms without a publisher", ch->name,
                      e->cfg.channel_linger_ms);
             channel_free(ch);
@@ -700,6 +992,30 @@ size_t edge_channel_metrics(struct edge *e, char *buf, size_t off, size_t cap)
         struct edge_channel *ch = H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, l);
         off = edge_metrics_append(buf, off, cap, "aethex_edge_channel_live{channel=\"%s\"} %d\n",
                                   ch->name, ch->publisher ? 1 : 0);
+    }
+    off =
+        edge_metrics_append(buf, off, cap,
+                            "# HELP aethex_edge_transcode_rung_frames_total Frames packaged "
+                            "per transcoded rung.\n# TYPE aethex_edge_transcode_rung_frames_total "
+                            "counter\n");
+    for (h2o_linklist_t *l = e->channels.next; l != &e->channels; l = l->next) {
+        struct edge_channel *ch = H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, l);
+        for (unsigned i = 0; i < ch->nrungs; i++)
+            off = edge_metrics_append(
+                buf, off, cap,
+                "aethex_edge_transcode_rung_frames_total{channel=\"%s\",rung=\"%s\"} %llu\n",
+                ch->name, ch->rung[i].label, (unsigned long long)ch->rung[i].frames);
+    }
+    off = edge_metrics_append(buf, off, cap,
+                              "# HELP aethex_edge_transcode_rung_active 1 while the rung is "
+                              "transcoded (0: dropped or the publish ended).\n"
+                              "# TYPE aethex_edge_transcode_rung_active gauge\n");
+    for (h2o_linklist_t *l = e->channels.next; l != &e->channels; l = l->next) {
+        struct edge_channel *ch = H2O_STRUCT_FROM_MEMBER(struct edge_channel, link, l);
+        for (unsigned i = 0; i < ch->nrungs; i++)
+            off = edge_metrics_append(
+                buf, off, cap, "aethex_edge_transcode_rung_active{channel=\"%s\",rung=\"%s\"} %d\n",
+                ch->name, ch->rung[i].label, ch->tc && ch->rung[i].active ? 1 : 0);
     }
     off = edge_metrics_append(buf, off, cap,
                               "# HELP aethex_edge_channel_requests_total Media requests served "

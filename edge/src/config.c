@@ -10,6 +10,9 @@
 #include "aethex/common/alloc.h"
 #include "aethex/common/error.h"
 
+/* 720p, 480p, 360p: the ladder; widths follow the source's aspect (854 at 16:9). */
+#define EDGE_DEFAULT_LADDER "x720@2800,x480@1200,x360@700"
+
 void edge_config_default(edge_config_t *c)
 {
     memset(c, 0, sizeof *c);
@@ -44,6 +47,10 @@ void edge_config_default(edge_config_t *c)
     c->relay_max_bytes = 256u << 20;
     c->relay_max_object = 16u << 20;
     c->relay_max_conns = 256;
+    c->transcode = true;
+    c->nladder = (uint32_t)edge_parse_ladder(EDGE_DEFAULT_LADDER, c->ladder, NULL, 0);
+    snprintf(c->x264_preset, sizeof c->x264_preset, "veryfast");
+    c->max_transcodes = 0;
 }
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -89,7 +96,83 @@ int edge_parse_listen(const char *s, edge_listen_t *out)
     return 0;
 }
 
-enum opt_kind { OPT_LISTEN, OPT_PATH, OPT_BOOL, OPT_U32, OPT_LEVEL, OPT_NAME };
+static bool parse_u32(const char *s, const char **end, uint32_t min, uint32_t max, uint32_t *out)
+{
+    if (!isdigit((unsigned char)*s))
+        return false;
+    uint64_t v = 0;
+    while (isdigit((unsigned char)*s)) {
+        v = v * 10 + (uint64_t)(*s++ - '0');
+        if (v > max)
+            return false;
+    }
+    if (v < min)
+        return false;
+    *end = s;
+    *out = (uint32_t)v;
+    return true;
+}
+
+int edge_parse_ladder(const char *s, edge_rung_t *out, char *err, size_t errlen)
+{
+    if (strlen(s) > EDGE_LADDER_TEXT_MAX) {
+        set_err(err, errlen, "ladder longer than %d bytes", EDGE_LADDER_TEXT_MAX);
+        return AX_EINVAL;
+    }
+    int n = 0;
+    const char *p = s;
+    for (;;) {
+        edge_rung_t r = {0};
+        const char *q = p;
+        if (*q != 'x' && !parse_u32(q, &q, 16, 4096, &r.width))
+            goto bad;
+        if (*q++ != 'x' || !parse_u32(q, &q, 16, 4096, &r.height) || *q++ != '@' ||
+            !parse_u32(q, &q, 50, 100000, &r.kbps) || (*q != ',' && *q != '\0'))
+            goto bad;
+        for (int i = 0; i < n; i++) {
+            if (out[i].height == r.height) {
+                set_err(err, errlen, "ladder: height %u given twice", r.height);
+                return AX_EINVAL;
+            }
+        }
+        if (n == EDGE_LADDER_MAX) {
+            set_err(err, errlen, "ladder: more than %d rungs", EDGE_LADDER_MAX);
+            return AX_EINVAL;
+        }
+        out[n++] = r;
+        if (*q == '\0')
+            return n;
+        p = q + 1;
+    }
+bad:
+    set_err(err, errlen,
+            "ladder: expected WxH@kbps[,...] (W 16..4096 or empty, H 16..4096, kbps 50..100000) "
+            "at '%.32s'",
+            p);
+    return AX_EINVAL;
+}
+
+static bool preset_valid(const char *v)
+{
+    static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster",
+                                          "fast",      "medium",    "slow",     "slower",
+                                          "veryslow",  "placebo"};
+    for (size_t i = 0; i < AX_ARRAY_SIZE(presets); i++)
+        if (!strcmp(v, presets[i]))
+            return true;
+    return false;
+}
+
+enum opt_kind {
+    OPT_LISTEN,
+    OPT_PATH,
+    OPT_BOOL,
+    OPT_U32,
+    OPT_LEVEL,
+    OPT_NAME,
+    OPT_LADDER,
+    OPT_PRESET
+};
 
 struct opt {
     const char *name;
@@ -170,6 +253,12 @@ static const struct opt opts[] = {
      "largest upstream answer"},
     {"relay-max-conns", OPT_U32, OFF(relay_max_conns), 1, 100000,
      "pooled connections per origin"},
+    {"transcode", OPT_BOOL, OFF(transcode), 0, 0, "on|off: an ABR ladder per stream"},
+    {"ladder", OPT_LADDER, OFF(ladder), 0, 0,
+     "rungs WxH@kbps,... (W empty: source aspect); rungs >= the source are skipped"},
+    {"x264-preset", OPT_PRESET, OFF(x264_preset), 0, 0, "libx264 preset of every rung"},
+    {"max-transcodes", OPT_U32, OFF(max_transcodes), 0, 4096,
+     "transcoded streams at once (0 = one per CPU); more are served source-only"},
 };
 #undef OFF
 
@@ -240,6 +329,22 @@ int edge_config_set(edge_config_t *c, const char *name, const char *value, char 
             set_err(err, errlen, "'%s': expected debug|info|warn|error, got '%s'", name, value);
             return AX_EINVAL;
         }
+        return 0;
+    case OPT_LADDER: {
+        edge_rung_t rungs[EDGE_LADDER_MAX];
+        int n = edge_parse_ladder(value, rungs, err, errlen);
+        if (n < 0)
+            return n;
+        memcpy(c->ladder, rungs, sizeof rungs);
+        c->nladder = (uint32_t)n;
+        return 0;
+    }
+    case OPT_PRESET:
+        if (!preset_valid(value)) {
+            set_err(err, errlen, "'%s': not an x264 preset: '%s'", name, value);
+            return AX_EINVAL;
+        }
+        snprintf(field, EDGE_PRESET_LEN, "%s", value);
         return 0;
     case OPT_U32: {
         char *end;
@@ -368,6 +473,9 @@ int edge_config_parse_args(edge_config_t *c, int argc, char **argv, char *err, s
             set_err(err, errlen, "unknown flag '%s' (see --help)", a);
             return AX_ENOENT;
         }
+        bool word;
+        if (!value && o->kind == OPT_BOOL && i + 1 < argc && parse_bool(argv[i + 1], &word))
+            value = argv[++i]; /* "--transcode off" */
         if (!value && o->kind != OPT_BOOL) {
             if (i + 1 >= argc) {
                 set_err(err, errlen, "%s needs a value", a);

@@ -21,6 +21,16 @@
 #define EDGE_KEY_MAX 128    /* longest stream key */
 #define EDGE_KEYS_MAX 4096  /* channels a keys file may list */
 #define EDGE_CONFIG_LINE_MAX 1024
+#define EDGE_LADDER_MAX 6        /* rungs in --ladder: 6 + the source + audio = media/'s 8 */
+#define EDGE_LADDER_TEXT_MAX 256 /* longest --ladder value */
+#define EDGE_PRESET_LEN 16       /* = MEDIA_TRANSCODE_NAME_LEN */
+
+/* One rung of the edge's ladder, as configured (selected against each source later). */
+typedef struct edge_rung {
+    uint32_t width;  /* 0: from the height and the source's aspect ("x480@1200") */
+    uint32_t height; /* 16..4096 */
+    uint32_t kbps;   /* 50..100000 */
+} edge_rung_t;
 
 typedef struct edge_listen {
     char host[EDGE_HOST_LEN];
@@ -76,6 +86,13 @@ typedef struct edge_config {
     uint32_t relay_max_bytes;         /* relayed bytes kept in memory */
     uint32_t relay_max_object;        /* largest upstream answer */
     uint32_t relay_max_conns;         /* pooled connections per origin */
+
+    /* Transcoding (docs/edge.md "Transcoding"). */
+    bool transcode;                      /* --transcode on|off */
+    edge_rung_t ladder[EDGE_LADDER_MAX]; /* --ladder, highest first as given */
+    uint32_t nladder;
+    char x264_preset[EDGE_PRESET_LEN]; /* --x264-preset */
+    uint32_t max_transcodes;           /* transcodes at once; 0 = one per CPU */
 } edge_config_t;
 
 /* Fills the defaults: RTMP 127.0.0.1:1935, HTTP 127.0.0.1:8080, no TLS, info logs. */
@@ -98,6 +115,14 @@ int edge_config_load_file(edge_config_t *c, const char *path, char *err, size_t 
  * negative code with `err` set.
  */
 int edge_config_parse_args(edge_config_t *c, int argc, char **argv, char *err, size_t errlen);
+
+/*
+ * Parses a ladder: comma-separated "WxH@kbps" rungs ("1280x720@2800,854x480@1200"); W may be
+ * left out ("x480@1200": from the source's aspect). 1..EDGE_LADDER_MAX rungs, sizes 16..4096,
+ * 50..100000 kbit/s, no height twice. `s` is borrowed. Returns the number of rungs written
+ * to `out` (EDGE_LADDER_MAX entries), or AX_EINVAL with `err` set.
+ */
+int edge_parse_ladder(const char *s, edge_rung_t *out, char *err, size_t errlen);
 
 /* Parses "host:port" ("[::1]:80" too). Returns 0 or AX_EINVAL. */
 int edge_parse_listen(const char *s, edge_listen_t *out);

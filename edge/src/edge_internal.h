@@ -6,6 +6,7 @@
  *   rtmp_server.c  RTMP listener; one media_rtmp_session per connection
  *   channel.c      channels: publisher attachment, the HLS packager, held requests
  *   http_server.c  h2o on our loop: routing, playlists/segments/parts, blocking reloads
+ *   transcode.c    one worker thread per transcoded stream (the only other threads)
  *   metrics.c      Prometheus text for /metrics
  *   config.c       config file, flags, keys file
  *   main.c         the loop, signals, graceful stop
@@ -20,6 +21,7 @@
 #include <uv.h>
 
 #include "aethex/media/rtmp_session.h"
+#include "aethex/media/transcode.h"
 
 #include "config.h"
 
@@ -47,6 +49,11 @@ struct edge_metrics {
     uint64_t holds_timed_out;
     uint64_t segments; /* completed segments of channels already freed */
     uint64_t parts;    /* completed parts of channels already freed */
+    uint64_t transcodes_started;
+    uint64_t transcodes_refused;      /* admission: served source-only */
+    uint64_t transcode_rungs_dropped; /* a worker fell behind real time */
+    uint64_t transcode_frames_lost;   /* source frames not queued: worker queue full */
+    uint64_t transcode_frames;        /* rung frames packaged, all rungs */
     uint64_t relay_requests;          /* viewer requests for relayed channels */
     uint64_t relay_upstream_requests; /* pulls started (requests to an origin) */
     uint64_t relay_upstream_errors;   /* pulls that failed */
@@ -90,9 +97,11 @@ struct edge {
     h2o_linklist_t holds; /* struct hold (channel.c): requests waiting for media */
     bool h2o_ready;
 
-    h2o_linklist_t rtmp_conns; /* struct rtmp_conn */
-    h2o_linklist_t http_conns; /* struct http_conn */
-    h2o_linklist_t channels;   /* struct edge_channel */
+    h2o_linklist_t rtmp_conns;       /* struct rtmp_conn */
+    h2o_linklist_t http_conns;       /* struct http_conn */
+    h2o_linklist_t channels;         /* struct edge_channel */
+    h2o_linklist_t transcodes;       /* struct edge_transcode: every worker not yet joined */
+    uint64_t transcode_last_drop_ms; /* loop time of the last dropped rung (admission) */
     uint32_t nchannels;
 
     struct edge_relay *relay;     /* owned; NULL unless relaying (relay.c) */
@@ -240,6 +249,68 @@ void edge_viewers_free(struct edge *e);
 int edge_http_start(struct edge *e);
 /* Stops accepting, asks h2o to shut connections down gracefully. */
 void edge_http_stop(struct edge *e);
+/* --- transcode.c ----------------------------------------------------------------------- */
+/* The worker's input queue: beyond either, source frames are not queued (until the next
+ * keyframe) and counted in transcode_frames_lost. 10 s at 30 fps. */
+#define EDGE_TRANSCODE_QUEUE_FRAMES 300
+#define EDGE_TRANSCODE_QUEUE_BYTES (64u << 20)
+/* Behind real time: a frame waited longer than this in the queue, or more frames than this
+ * wait (one GOP of 2 s at 30 fps). The worker then drops its lowest rung. */
+#define EDGE_TRANSCODE_MAX_LAG_MS 1000
+#define EDGE_TRANSCODE_MAX_BACKLOG 60
+/* After a drop, the backlog it leaves needs time to drain before the next decision. */
+#define EDGE_TRANSCODE_DROP_COOLDOWN_MS 2000
+/* Admission: no new transcode while a worker dropped a rung this recently (the host is out
+ * of CPU); on top of --max-transcodes. */
+#define EDGE_TRANSCODE_OVERLOAD_MS 30000
+
+struct edge_transcode;
+
+/* A rung as opened: its size, rate and decoder configuration (borrowed during on_ready). */
+typedef struct edge_transcode_rung {
+    uint32_t width, height, kbps;
+    media_avc_config_t avc;
+} edge_transcode_rung_t;
+
+/* Called on the loop, from the async callback, in the order the worker produced them. */
+typedef struct edge_transcode_cbs {
+    void (*on_ready)(struct edge_transcode *t, const edge_transcode_rung_t *rungs, unsigned n);
+    /* `f` borrowed. Rung frames in decode order. */
+    void (*on_frame)(struct edge_transcode *t, unsigned rung, const media_frame_t *f);
+    void (*on_dropped)(struct edge_transcode *t, unsigned rung);
+    /* Could not open, or failed for good: no more frames will come. */
+    void (*on_failed)(struct edge_transcode *t);
+    /* Every frame pushed before edge_transcode_finish() was delivered. */
+    void (*on_done)(struct edge_transcode *t);
+    /* edge_transcode_close_all() is about to close it (optional). */
+    void (*on_closing)(struct edge_transcode *t);
+} edge_transcode_cbs_t;
+
+/*
+ * Starts a worker thread that opens a transcoder for `src` (copied) and `rungs` (copied,
+ * already selected against the source, preset filled) when the first keyframe arrives.
+ * Returns 0 and *out, or a libuv error (logged). Loop thread only, as every
+ * edge_transcode_* call.
+ */
+int edge_transcode_start(struct edge *e, const char *channel, const media_avc_config_t *src,
+                         const media_transcode_rung_t *rungs, size_t nrungs,
+                         const edge_transcode_cbs_t *cb, void *data, struct edge_transcode **out);
+void *edge_transcode_data(const struct edge_transcode *t);
+void edge_transcode_set_data(struct edge_transcode *t, void *data);
+/* Queues a copy of a source video frame (audio is ignored). Never blocks. Returns 0 or
+ * AX_ENOSPC (queue full: the frame, and what follows until a keyframe, is not transcoded). */
+int edge_transcode_push(struct edge_transcode *t, const media_frame_t *f);
+/* End of stream: the worker flushes, then on_done fires. */
+void edge_transcode_finish(struct edge_transcode *t);
+bool edge_transcode_done(const struct edge_transcode *t);
+/* Cancels and joins the worker (it finishes at most the frame in hand), drops whatever was
+ * not delivered; the memory goes in the async handle's close callback. No callback fires. */
+void edge_transcode_close(struct edge_transcode *t);
+/* Stop path: closes every worker. */
+void edge_transcode_close_all(struct edge *e);
+/* Workers running (not yet closed). */
+size_t edge_transcode_count(const struct edge *e);
+
 /* True when no HTTP connection is left. */
 bool edge_http_idle(const struct edge *e);
 /* While stopping: shuts down connections with nothing left to write (all with `force`). */

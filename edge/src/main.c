@@ -52,6 +52,7 @@ static void finish(struct edge *e)
     edge_relay_free(e);
     edge_viewers_free(e);
     edge_channel_free_all(e);
+    edge_transcode_close_all(e); /* workers of ended publishes still flushing: joined */
     edge_http_dispose(e);
     uv_close((uv_handle_t *)&e->sig_term, NULL);
     uv_close((uv_handle_t *)&e->sig_int, NULL);
@@ -222,6 +223,7 @@ int main(int argc, char **argv)
     h2o_linklist_init_anchor(&e->rtmp_conns);
     h2o_linklist_init_anchor(&e->http_conns);
     h2o_linklist_init_anchor(&e->channels);
+    h2o_linklist_init_anchor(&e->transcodes);
     e->started_ms = uv_now(&loop);
 
     uv_signal_init(&loop, &e->sig_term);

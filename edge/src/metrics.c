@@ -76,6 +76,18 @@ size_t edge_metrics_render(struct edge *e, char *buf, size_t cap)
          m->holds_answered);
     LINE("counter", "aethex_edge_blocking_timeouts_total", "Blocking reloads timed out (503).",
          m->holds_timed_out);
+    LINE("gauge", "aethex_edge_transcodes_active", "Transcoding workers running.",
+         edge_transcode_count(e));
+    LINE("counter", "aethex_edge_transcodes_started_total", "Transcodes started.",
+         m->transcodes_started);
+    LINE("counter", "aethex_edge_transcodes_refused_total",
+         "Transcodes refused by admission (stream served source-only).", m->transcodes_refused);
+    LINE("counter", "aethex_edge_transcode_rungs_dropped_total",
+         "Rungs dropped because a worker fell behind real time.", m->transcode_rungs_dropped);
+    LINE("counter", "aethex_edge_transcode_frames_lost_total",
+         "Source frames not transcoded: worker queue full.", m->transcode_frames_lost);
+    LINE("counter", "aethex_edge_transcode_frames_total", "Rung frames packaged (all rungs).",
+         m->transcode_frames);
     off = edge_channel_metrics(e, buf, off, cap);
     off = edge_relay_metrics(e, buf, off, cap);
     if (e->cfg.coordinator[0])

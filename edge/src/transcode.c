@@ -46,12 +46,12 @@ enum item_kind {
 struct item {
     struct item *next;
     enum item_kind kind;
-    int rung;           /* out FRAME, DROPPED */
-    uint64_t enq_ns;    /* in FRAME: uv_hrtime() when queued */
-    media_frame_t f;    /* FRAME: f.data points into data[] */
-    uint32_t nrungs;    /* READY */
+    int rung;                                               /* out FRAME, DROPPED */
+    uint64_t enq_ns;                                        /* in FRAME: uv_hrtime() when queued */
+    media_frame_t f;                                        /* FRAME: f.data points into data[] */
+    uint32_t nrungs;                                        /* READY */
     edge_transcode_rung_t rungs[MEDIA_TRANSCODE_MAX_RUNGS]; /* READY: avc slices into data[] */
-    char msg[AX_ERRMSG_LEN];                                 /* FAILED */
+    char msg[AX_ERRMSG_LEN];                                /* FAILED */
     size_t len;
     uint8_t data[];
 };
@@ -74,7 +74,7 @@ struct edge_transcode {
     size_t nrungs;
     media_avc_config_t src; /* slices into src_record */
     uint8_t *src_record;    /* owned */
-    char preset[EDGE_PRESET_LEN];
+    char x264_params[MEDIA_TRANSCODE_X264_PARAMS_LEN];
     uint64_t last_drop_ns;
     unsigned active_rungs;
     struct item_queue *out_batch; /* worker: items made during one push, posted after it */
@@ -156,14 +156,31 @@ static void post_failed(struct edge_transcode *t, const char *fmt, const char *w
     post(t, it);
 }
 
-static bool worker_open(struct edge_transcode *t)
+/*
+ * Opens the transcoder at the first keyframe. Its composition offset is the source's reorder
+ * delay; the rungs must not reorder deeper (x264 veryfast delays 2 frames), or their decode
+ * times would start before the source's first frame, which the packager's timeline cannot
+ * place: their first segment would be lost and segment numbers would no longer line up. So
+ * a source without B-frames gets rungs without, one frame of delay gets one B-frame.
+ */
+static bool worker_open(struct edge_transcode *t, const media_frame_t *first)
 {
+    double frame_ms =
+        t->src.fps_num && t->src.fps_den ? 1000.0 * t->src.fps_den / t->src.fps_num : 1000.0 / 30;
+    double delay = first->cts / frame_ms;
+    if (delay < 0.5)
+        snprintf(t->x264_params, sizeof t->x264_params, "%s:bframes=0",
+                 MEDIA_TRANSCODE_X264_DEFAULT_PARAMS);
+    else if (delay < 1.5)
+        snprintf(t->x264_params, sizeof t->x264_params, "%s:bframes=1",
+                 MEDIA_TRANSCODE_X264_DEFAULT_PARAMS);
     media_transcode_config_t cfg = {
         .source = &t->src,
         .rungs = t->rungs,
         .nrungs = t->nrungs,
         .on_frame = on_rung_frame,
         .data = t,
+        .x264_params = t->x264_params[0] ? t->x264_params : NULL,
     };
     char err[AX_ERRMSG_LEN] = "";
     int rc = media_transcoder_new(&cfg, &t->tc, err);
@@ -222,8 +239,8 @@ static void maybe_drop(struct edge_transcode *t, const struct item *it, uint32_t
     t->active_rungs--;
     struct item *d = item_new(ITEM_DROPPED, 0);
     d->rung = rung;
-    snprintf(d->msg, sizeof d->msg, "frame waited %llu ms, %u queued",
-             (unsigned long long)age_ms, backlog);
+    snprintf(d->msg, sizeof d->msg, "frame waited %llu ms, %u queued", (unsigned long long)age_ms,
+             backlog);
     post(t, d);
 }
 
@@ -242,8 +259,7 @@ static void post_batch(struct edge_transcode *t, struct item_queue *batch)
 static void worker_main(void *arg)
 {
     struct edge_transcode *t = arg;
-    bool open = worker_open(t);
-    bool failed = !open;
+    bool open = false, failed = false;
     struct item_queue batch;
     queue_init(&batch);
     t->out_batch = &batch;
@@ -273,6 +289,10 @@ static void worker_main(void *arg)
             post_batch(t, &batch);
             post(t, item_new(ITEM_DONE, 0));
             break;
+        }
+        if (!open && !failed && it->kind == ITEM_FRAME && it->f.keyframe) {
+            open = worker_open(t, &it->f);
+            failed = !open;
         }
         if (open && !failed && t->active_rungs > 0) {
             maybe_drop(t, it, backlog);

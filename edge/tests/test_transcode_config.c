@@ -43,9 +43,8 @@ static void ladder__parses_rungs(void **state)
     (void)state;
     edge_rung_t r[EDGE_LADDER_MAX];
     char err[256] = "";
-    assert_int_equal(edge_parse_ladder("1280x720@2800,854x480@1200,640x360@700", r, err,
-                                       sizeof err),
-                     3);
+    assert_int_equal(
+        edge_parse_ladder("1280x720@2800,854x480@1200,640x360@700", r, err, sizeof err), 3);
     assert_int_equal(r[0].width, 1280);
     assert_int_equal(r[0].height, 720);
     assert_int_equal(r[0].kbps, 2800);
@@ -101,8 +100,9 @@ static void ladder__flags_and_file(void **state)
     (void)state;
     edge_config_t c;
     edge_config_default(&c);
-    char *argv[] = {"edge",          "--transcode",      "off",     "--ladder", "640x360@700",
-                    "--x264-preset", "superfast",        "--max-transcodes", "3"};
+    char *argv[] = {"edge",      "--transcode",      "off",
+                    "--ladder",  "640x360@700",      "--x264-preset",
+                    "superfast", "--max-transcodes", "3"};
     char err[256] = "";
     assert_int_equal(edge_config_parse_args(&c, (int)AX_ARRAY_SIZE(argv), argv, err, sizeof err),
                      0);

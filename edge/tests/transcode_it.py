@@ -54,18 +54,32 @@ def boxes(data, off=0, end=None):
         off += size
 
 
-def first_tfdt(seg):
-    """baseMediaDecodeTime of the first fragment of a CMAF segment."""
+def first_times(seg):
+    """(tfdt, presentation time) of the first sample of a CMAF segment: baseMediaDecodeTime
+    plus the first trun sample's composition offset (signed in trun version 1)."""
     for kind, b, e in boxes(seg):
         if kind == "moof":
             for k2, b2, e2 in boxes(seg, b, e):
-                if k2 == "traf":
-                    for k3, b3, e3 in boxes(seg, b2, e2):
-                        if k3 == "tfdt":
-                            if seg[b3] == 1:
-                                return struct.unpack(">Q", seg[b3 + 4:b3 + 12])[0]
-                            return struct.unpack(">I", seg[b3 + 4:b3 + 8])[0]
-    raise Fail("segment without tfdt")
+                if k2 != "traf":
+                    continue
+                tfdt = cto = None
+                for k3, b3, e3 in boxes(seg, b2, e2):
+                    if k3 == "tfdt":
+                        if seg[b3] == 1:
+                            tfdt = struct.unpack(">Q", seg[b3 + 4:b3 + 12])[0]
+                        else:
+                            tfdt = struct.unpack(">I", seg[b3 + 4:b3 + 8])[0]
+                    elif k3 == "trun":
+                        version = seg[b3]
+                        flags = int.from_bytes(seg[b3 + 1:b3 + 4], "big")
+                        at = b3 + 8 + (4 if flags & 1 else 0) + (4 if flags & 4 else 0)
+                        at += sum(4 for bit in (0x100, 0x200, 0x400) if flags & bit)
+                        cto = 0
+                        if flags & 0x800:
+                            cto = struct.unpack(">i" if version else ">I", seg[at:at + 4])[0]
+                check(tfdt is not None and cto is not None, "traf without tfdt or trun")
+                return tfdt, tfdt + cto
+    raise Fail("segment without moof")
 
 
 def probe_frames(path):
@@ -148,17 +162,24 @@ def t_ladder(a, tmp):
             tfdts = []
             for msn in probe_msns:
                 seg = fetch(edge, "%s/seg-%d.m4s" % (base, msn))
-                tfdts.append(first_tfdt(seg))
+                tfdts.append(first_times(seg))
                 blob += seg
             path = os.path.join(tmp, u.split("/")[0] + ".mp4")
             open(path, "wb").write(blob)
             frames = probe_frames(path)
             keys = [round(t, 3) for t, k in frames if k]
-            log("%s: tfdt %r, %d frames, keyframes at %r" % (u, tfdts, len(frames), keys))
+            log("%s: (tfdt, first pts) %r, %d frames, keyframes (ffprobe) at %r" %
+                (u, tfdts, len(frames), keys))
             check(frames and frames[0][1] == 1, "%s: a segment does not start with a keyframe" % u)
-            sig = (tuple(tfdts), len(frames), tuple(keys))
+            check(len(keys) == len(probe_msns), "%s: %d keyframes in %d segments" %
+                  (u, len(keys), len(probe_msns)))
+            # The CMAF times (tfdt, first sample's presentation time) must be equal; ffprobe's
+            # pts carry its own per-file shift for negative composition offsets (which depends
+            # on each encoder's B-frame pattern), so from it we compare the keyframe spacing.
+            sig = (tuple(tfdts), len(frames), tuple(round(k - keys[0], 3) for k in keys))
             check(keyset is None or sig == keyset,
-                  "renditions differ (tfdt, frame count, keyframe pts): %r vs %r" % (sig, keyset))
+                  "renditions differ (CMAF times, frame count, keyframe spacing): %r vs %r" %
+                  (sig, keyset))
             keyset = sig
         st, h, body = get(edge.http, "/metrics")
         text = body.decode()
@@ -188,9 +209,11 @@ def t_admission(a, tmp):
     edge = Edge(a.edge, tmp, ["--accept-any-key", "--max-transcodes", "1"])
     p1 = p2 = None
     try:
-        p1 = publisher(edge.rtmp, "first", 14, size="1280x720", tmp=tmp, name="pub1")
+        # 480p sources (one 360p rung each) keep the host's load low enough that the first
+        # stream's worker keeps up, also in an ASan build.
+        p1 = publisher(edge.rtmp, "first", 16, size="854x480", tmp=tmp, name="pub1")
         m1 = wait_master(edge, "first", 20)
-        check(len(stream_infs(m1)) == 3, "first stream: no ladder:\n" + m1)
+        check(len(stream_infs(m1)) == 2, "first stream: no ladder:\n" + m1)
         p2 = publisher(edge.rtmp, "second", 8, size="854x480", tmp=tmp, name="pub2")
         m2 = wait_master(edge, "second", 20)
         log("second master:\n" + m2)
@@ -203,12 +226,13 @@ def t_admission(a, tmp):
         check(metric(edge, "aethex_edge_transcodes_refused_total") == 1, "refused_total != 1")
         check(metric(edge, "aethex_edge_transcodes_active") == 1, "active != 1")
         # The first keeps its ladder, and its rungs keep advancing.
-        u = stream_infs(m1)[2][1]
+        u = stream_infs(m1)[1][1]
         n0 = playlist(edge, "/live/first/" + u)[0].next_msn
-        wait_for(lambda: playlist(edge, "/live/first/" + u)[0].next_msn >= n0 + 2, 10,
+        wait_for(lambda: playlist(edge, "/live/first/" + u)[0].next_msn >= n0 + 2, 15,
                  "the first stream's 360p rung to advance")
         m1b = fetch(edge, "/live/first/index.m3u8").decode()
-        check(len(stream_infs(m1b)) == 3, "first stream lost its ladder:\n" + m1b)
+        check(len(stream_infs(m1b)) == 2, "first stream lost its ladder:\n" + m1b)
+        check("dropped" not in edge.log_text(), "a rung was dropped")
         check(edge.stop() == 0, "edge did not stop cleanly")
         check("left open at stop" not in edge.log_text(), "handles left open")
     finally:
@@ -230,8 +254,8 @@ def t_hlsjs_switch(a, tmp):
         master = wait_master(edge, "sw", 20)
         check(len(stream_infs(master)) == 2, "expected 2 levels:\n" + master)
         url = "http://127.0.0.1:%d/live/sw/index.m3u8" % edge.http
-        r = subprocess.run(["node", play, "--url", url, "--seconds", "20", "--switch-levels",
-                            "--startup-timeout", "15"],
+        r = subprocess.run(["node", play, "--url", url, "--seconds", "20", "--low-latency",
+                            "--switch-levels", "--startup-timeout", "15"],
                            capture_output=True, text=True, timeout=90)
         log("play.js stderr:", r.stderr[-2000:])
         log("play.js:", r.stdout.strip())
