@@ -817,7 +817,29 @@ size_t edge_coord_metrics(struct edge *e, char *buf, size_t off, size_t cap)
     return off;
 }
 
+static int hexval(uint8_t c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
 void edge_coord_key_hash(ax_slice_t key, uint8_t out[32])
 {
-    SHA256(key.base, key.len, out);
+    /* As the coordinator stores it (aethexctl keys create): a key is 32 random bytes shown as
+     * 64 hex digits, and the hash is over the bytes. Anything else is hashed as typed. */
+    uint8_t raw[EDGE_KEY_MAX / 2];
+    bool hex = key.len > 0 && key.len % 2 == 0 && key.len / 2 <= sizeof raw;
+    for (size_t i = 0; hex && i < key.len / 2; i++) {
+        int hi = hexval(key.base[2 * i]), lo = hexval(key.base[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            hex = false;
+        else
+            raw[i] = (uint8_t)(hi << 4 | lo);
+    }
+    if (hex)
+        SHA256(raw, key.len / 2, out);
+    else
+        SHA256(key.base, key.len, out);
 }

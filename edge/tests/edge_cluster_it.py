@@ -372,7 +372,10 @@ def t_coordinator_publish(a_, tmp):
             r = co.ctl("query", q, check_rc=False)
             return r.returncode == 0 and re.search(r"^ROW\|live\|", r.stdout, re.M) and r.stdout
         wait_for(live_row, 10, "a live stream row for cochan")
-        stop_proc(pub)
+        # Revoking the key stops its publisher (the coordinator pushes KeyRevoked).
+        co.ctl("keys", "revoke", "cochan")
+        wait_for(lambda: "stream key revoked" in E.log_text(), 15, "the publisher kicked")
+        wait_for(lambda: pub.poll() is not None, 10, "ffmpeg told the stream is over")
         pub = None
         qe = q + " AND s.ended_at IS NOT NULL AND s.duration_seconds IS NOT NULL"
         def ended():
