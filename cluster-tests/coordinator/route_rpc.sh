@@ -4,7 +4,10 @@
 # edge-a (eu) publishes channel `demo` with a key made by aethexctl, edge-b (us) only serves.
 #   - a viewer in us (CIDR) goes to edge-b, ?region=eu to edge-a (the origin), a region with
 #     no edge to the origin's region; /api/v1/edges says the registry answers;
-#   - edge-b stops heartbeating (killed): the next requests of us viewers go to edge-a;
+#   - a follower (n2, joined to n1) routes the same from its database snapshot (the leader
+#     persists heartbeats), /api/v1/edges source "database";
+#   - edge-b stops heartbeating (killed): the next requests of us viewers go to edge-a, on the
+#     leader and then on the follower;
 #   - edge-a stops too: 503 no_edge.
 source "$(dirname "$0")/lib.sh" || exit 1
 PROBE="$COORD_BIN_DIR/coord_rpc_probe"
@@ -19,6 +22,12 @@ wait_log n1 "rpc listening on $RPC" 30
 HTTP=$(sed -n 's/.*http listening on \([0-9.:]*\).*/\1/p' "$T/n1.log" | tail -1)
 [ -n "$HTTP" ] || fail "no http address in the log"
 URL="http://$HTTP"
+DQ2=127.0.0.1:$(free_port)
+start_node n2 --address "$DQ2" --join "$DQ"
+wait_log n2 " ready " 40
+HTTP2=$(sed -n 's/.*http listening on \([0-9.:]*\).*/\1/p' "$T/n2.log" | tail -1)
+[ -n "$HTTP2" ] || fail "no http address in n2's log"
+URL2="http://$HTTP2"
 js() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
 ctl channels create demo --owner alice >/dev/null || fail "channels create"
@@ -41,7 +50,7 @@ for ((i = 0; i < 100; i++)); do
 done
 grep -q "^authorize OK .*slug=demo" "$T/a.out" || fail "edge-a not authorised: $(cat "$T/a.out")"
 
-location() { curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$URL$1"; }
+location() { curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "${BASE:-$URL}$1"; }
 wait_location() { # PATH EXPECTED SECONDS
     local got i
     for ((i = 0; i < $3 * 10; i++)); do
@@ -64,11 +73,22 @@ assert sorted(x["id"] for x in d["edges"]) == ["edge-a", "edge-b"] and all(x["he
     fail "/api/v1/edges: $(curl -s "$URL/api/v1/edges")"
 log "edges registered over RPC: us viewers -> edge-b, eu and unknown regions -> the origin edge-a"
 
+# The follower: the same answers from the database (heartbeats persisted by the leader).
+BASE=$URL2 wait_location /live/demo/index.m3u8 "302 http://edge-b.test:8080/live/demo/index.m3u8" 8
+BASE=$URL2 wait_location '/live/demo/index.m3u8?region=eu' "302 http://edge-a.test:8080/live/demo/index.m3u8" 2
+curl -s "$URL2/api/v1/edges" | js '
+assert d["source"] == "database", d
+assert sorted(x["id"] for x in d["edges"]) == ["edge-a", "edge-b"], d' ||
+    fail "follower /api/v1/edges: $(curl -s "$URL2/api/v1/edges")"
+log "the follower routes the same from its database snapshot"
+
 # Kill edge-b: within the 3 s health threshold the next us viewer goes to edge-a.
 kill -9 "${PIDS[probe_b]}"; wait "${PIDS[probe_b]}" 2>/dev/null; unset "PIDS[probe_b]"
 t0=$(date +%s%N)
 wait_location /live/demo/index.m3u8 "302 http://edge-a.test:8080/live/demo/index.m3u8" 6
 log "edge-b killed: us viewers routed to edge-a after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+BASE=$URL2 wait_location /live/demo/index.m3u8 "302 http://edge-a.test:8080/live/demo/index.m3u8" 6
+log "... and on the follower after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 
 # Kill edge-a too: no edge.
 kill -9 "${PIDS[probe_a]}"; wait "${PIDS[probe_a]}" 2>/dev/null; unset "PIDS[probe_a]"
