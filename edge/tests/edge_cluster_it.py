@@ -372,6 +372,16 @@ def t_coordinator_publish(a_, tmp):
             r = co.ctl("query", q, check_rc=False)
             return r.returncode == 0 and re.search(r"^ROW\|live\|", r.stdout, re.M) and r.stdout
         wait_for(live_row, 10, "a live stream row for cochan")
+        # Heartbeats carry the load: three more viewers (connections) of cochan, and the
+        # coordinator's registry shows this edge with one live stream and those viewers.
+        for _ in range(3):
+            get(E.http, "/live/cochan/index.m3u8")
+        def edge_row():
+            r = co.ctl("edges", check_rc=False)
+            m = re.search(r"^edge\s+eu-west\s+healthy\s+\S+\s+(\d+)/\S*\s+(\d+)\s", r.stdout,
+                          re.M)
+            return m and int(m.group(2)) == 1 and int(m.group(1)) >= 3 and m.group(0)
+        log("registry:", wait_for(edge_row, 10, "the edge's heartbeat (1 live, >= 3 viewers)"))
         # Revoking the key stops its publisher (the coordinator pushes KeyRevoked).
         co.ctl("keys", "revoke", "cochan")
         wait_for(lambda: "stream key revoked" in E.log_text(), 15, "the publisher kicked")
