@@ -24,7 +24,21 @@ HTTP=$(sed -n 's/.*http listening on \([0-9.:]*\).*/\1/p' "$T/n1.log" | tail -1)
 [ -n "$HTTP" ] || fail "no http address in the log"
 export COORD_HTTP="http://$HTTP"
 
-go() { timeout 15 dqlite -s "$MEMBERS" aethex "$@"; }
+# go-dqlite's shell; a write refused as "database is locked" (the heartbeat loop below is
+# another writer, and dqlite refuses a second writer at once) is retried.
+go() {
+    local i out
+    for ((i = 0; i < 50; i++)); do
+        if out=$(timeout 15 dqlite -s "$MEMBERS" aethex "$@" 2>&1); then
+            [ -n "$out" ] && echo "$out"
+            return 0
+        fi
+        echo "$out" | grep -q "database is locked" || { echo "$out" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "$out" >&2
+    return 1
+}
 now_ms() { date +%s%3N; }
 js() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 

@@ -615,11 +615,18 @@ int main(int argc, char **argv)
                                                     c->keys.calls[0].nparams, on_keys_done);
         break;
     case CMD_ROUTING:
-        rv = c->routing.write
-                 ? coord_dqlite_exec_sql(&c->req, c->client, c->routing.sql, c->routing.params,
-                                         c->routing.nparams, on_routing_done)
-                 : coord_dqlite_query_sql(&c->req, c->client, c->routing.sql, c->routing.params,
-                                          c->routing.nparams, on_routing_done);
+        if (c->routing.write) {
+            /* Through the write queue, which re-runs a transaction refused as "database is
+             * locked" (another writer, e.g. the leader persisting heartbeats) or lost before
+             * COMMIT; a plain exec would report AX_EBUSY. */
+            coord_dqlite_call_t call = {.sql = c->routing.sql,
+                                        .params = c->routing.params,
+                                        .nparams = c->routing.nparams};
+            rv = coord_dqlite_write(&c->req, c->client, &call, 1, on_routing_done);
+        } else {
+            rv = coord_dqlite_query_sql(&c->req, c->client, c->routing.sql, c->routing.params,
+                                        c->routing.nparams, on_routing_done);
+        }
         break;
     }
     if (rv != 0) {

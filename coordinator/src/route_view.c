@@ -54,6 +54,7 @@ struct coord_route_view {
 
     coord_view_edge_t *edges; /* owned */
     size_t nedges;
+    uint64_t edges_at_wall;         /* wall ms when the edges snapshot was taken */
     coord_route_edge_t *scratch;    /* owned: nedges entries for coord_route_pick */
     coord_view_channel_t *channels; /* owned, sorted by slug */
     size_t nchannels;
@@ -89,6 +90,7 @@ int coord__route_view_set_edges(coord_route_view_t *v, const coord_view_edge_t *
     v->edges = copy;
     v->scratch = scratch;
     v->nedges = n;
+    v->edges_at_wall = ax_clock_wall_ms(v->clock);
     return 0;
 }
 
@@ -368,9 +370,27 @@ void coord__route_view_stop(coord_route_view_t *v)
 
 /* ---- answers -------------------------------------------------------------------------------- */
 
-bool coord__route_view_edge_healthy(const coord_route_view_t *v, const coord_view_edge_t *e)
+/*
+ * The wall time at which the snapshot's heartbeat ages are judged. Normally now. When the
+ * snapshot has not been refreshed for COORD_VIEW_FRESH_MS (a leader election, the database
+ * unreachable), the clock is held at the snapshot's time + COORD_VIEW_FRESH_MS, for up to
+ * COORD_VIEW_HOLD_MS: heartbeats we cannot see are not heartbeats that stopped, so an
+ * election does not make every edge look dead; a longer outage does.
+ */
+static uint64_t snapshot_wall(const coord_route_view_t *v)
 {
     uint64_t wall = ax_clock_wall_ms(v->clock);
+    if (v->edges_at_wall == 0 || wall <= v->edges_at_wall)
+        return wall;
+    uint64_t age = wall - v->edges_at_wall;
+    if (age <= COORD_VIEW_FRESH_MS || age > COORD_VIEW_HOLD_MS)
+        return wall;
+    return v->edges_at_wall + COORD_VIEW_FRESH_MS;
+}
+
+bool coord__route_view_edge_healthy(const coord_route_view_t *v, const coord_view_edge_t *e)
+{
+    uint64_t wall = snapshot_wall(v);
     if (e->last_heartbeat_wall_ms == 0)
         return false;
     return e->last_heartbeat_wall_ms >= wall ||
@@ -579,7 +599,7 @@ int coord__route_view_route(coord_route_view_t *v, const char *slug, size_t slug
 
     /* The view keeps wall-clock heartbeats (they come from the database, written by another
      * node); routing wants them on its clock's now_ms scale. */
-    uint64_t now = ax_clock_now_ms(v->clock), wall = ax_clock_wall_ms(v->clock);
+    uint64_t now = ax_clock_now_ms(v->clock), wall = snapshot_wall(v);
     for (size_t i = 0; i < v->nedges; i++) {
         const coord_view_edge_t *e = &v->edges[i];
         uint64_t hb = 0; /* never beat: as old as it gets */
@@ -663,6 +683,12 @@ int coord__route_view_metrics(const coord_route_view_t *v, ax_buf_t *b)
               "aethex_coordinator_route_bad_rows_total %" PRIu64 "\n",
               healthy, v->nedges - healthy, v->nchannels, coord_regions_count(v->regions),
               v->bad_rows);
+    uint64_t wall = ax_clock_wall_ms(v->clock);
+    rv |= put(b,
+              "# HELP aethex_coordinator_route_snapshot_age_ms Age of the edges snapshot from the "
+              "database.\n# TYPE aethex_coordinator_route_snapshot_age_ms gauge\n"
+              "aethex_coordinator_route_snapshot_age_ms %" PRIu64 "\n",
+              v->edges_at_wall && wall > v->edges_at_wall ? wall - v->edges_at_wall : 0);
     rv |= put(b, "# TYPE aethex_coordinator_route_refreshes_total counter\n");
     for (int k = 0; k < Q_COUNT; k++)
         rv |=

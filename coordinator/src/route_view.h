@@ -27,6 +27,8 @@
 #define COORD_VIEW_CHANNELS_MAX 100000     /* live channels kept */
 #define COORD_VIEW_EDGES_REFRESH_MS 1000   /* edges and live channels from dqlite */
 #define COORD_VIEW_REGIONS_REFRESH_MS 5000 /* the regions table from dqlite */
+#define COORD_VIEW_FRESH_MS 2000           /* a snapshot older than this: heartbeat ages are held */
+#define COORD_VIEW_HOLD_MS 15000           /* ... for at most this long after the snapshot */
 #define COORD_VIEW_QUERY_TIMEOUT_MS 2000   /* one refresh query */
 #define COORD_VIEW_ID_MAX 64               /* edge ids, channel and stream ids */
 #define COORD_VIEW_URL_MAX 255             /* an edge's public HLS base URL */

@@ -137,6 +137,15 @@ static void route_view__unknown_channel_and_unknown_origin(void **state)
     assert_string_equal(a.origin_edge_id, "");
 }
 
+/* A refresh that brings the same rows: the database's heartbeats did not move. */
+static void refresh_same(struct fixture *f)
+{
+    size_t n;
+    uint64_t wall;
+    const coord_view_edge_t *e = coord__route_view_edges(f->view, &n, &wall);
+    assert_ax_err(coord__route_view_set_edges(f->view, e, n), 0);
+}
+
 /* Heartbeat ages are wall-clock (they come from the database): an edge silent for the
  * threshold is skipped; an edge that never beat is never chosen; none healthy: AX_EAGAIN. */
 static void route_view__stale_edges_and_no_edge(void **state)
@@ -144,9 +153,11 @@ static void route_view__stale_edges_and_no_edge(void **state)
     struct fixture *f = *state;
     coord_route_answer_t a;
     ax_clock_manual_advance(&f->clock, COORD_ROUTE_HEALTHY_MS - 1);
+    refresh_same(f);
     assert_ax_err(route(f, "alice", "us", NULL, &a), 0);
     assert_string_equal(a.edge_id, "us-1");
     ax_clock_manual_advance(&f->clock, 1);
+    refresh_same(f);
     assert_ax_err(route(f, "alice", "us", NULL, &a), AX_EAGAIN);
     assert_int_equal(a.status, AX_EAGAIN);
     size_t n;
@@ -163,6 +174,28 @@ static void route_view__stale_edges_and_no_edge(void **state)
     assert_non_null(
         strstr((char *)b.base, "aethex_coordinator_route_edges{health=\"unhealthy\"} 5"));
     ax_buf_close(&b);
+    coord__route_view_set_edges(f->view, NULL, 0); /* cmocka checks leaks per test body */
+}
+
+/* While the snapshot cannot be refreshed (a leader election), heartbeat ages are held at the
+ * snapshot's time + COORD_VIEW_FRESH_MS: edges stay routable for up to COORD_VIEW_HOLD_MS,
+ * then everything expires. */
+static void route_view__an_outage_holds_heartbeat_ages(void **state)
+{
+    struct fixture *f = *state;
+    coord_route_answer_t a;
+    ax_clock_manual_advance(&f->clock, 10000); /* no refresh for 10 s */
+    assert_ax_err(route(f, "alice", "us", NULL, &a), 0);
+    assert_string_equal(a.edge_id, "us-1");
+    size_t n;
+    uint64_t wall;
+    const coord_view_edge_t *e = coord__route_view_edges(f->view, &n, &wall);
+    assert_true(coord__route_view_edge_healthy(f->view, &e[0]));
+    ax_clock_manual_advance(&f->clock, COORD_VIEW_HOLD_MS - 10000);
+    assert_ax_err(route(f, "alice", "us", NULL, &a), 0); /* exactly the hold: still held */
+    ax_clock_manual_advance(&f->clock, 1);
+    assert_ax_err(route(f, "alice", "us", NULL, &a), AX_EAGAIN);
+    assert_false(coord__route_view_edge_healthy(f->view, &e[0]));
 }
 
 /* A draining or down edge takes no new viewer. */
@@ -242,7 +275,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(region_from_cidr_or_query), T(unknown_channel_and_unknown_origin),
         T(stale_edges_and_no_edge),   T(draining_edges_take_nobody),
-        T(registry_is_preferred),
+        T(registry_is_preferred),     T(an_outage_holds_heartbeat_ages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
