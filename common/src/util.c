@@ -1,5 +1,6 @@
 #include "aethex/common/util.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 #include "aethex/common/alloc.h"
@@ -89,6 +90,27 @@ int ax_buf_put_be64(ax_buf_t *b, uint64_t v)
     uint8_t t[8];
     ax_wr_be64(t, v);
     return ax_buf_append(b, t, sizeof t);
+}
+
+int ax_buf_printf(ax_buf_t *b, const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        va_end(ap2);
+        return AX_EINVAL;
+    }
+    /* vsnprintf writes a NUL after the text: reserve it, then leave it out of len. */
+    int rv = ax_buf_reserve(b, (size_t)n + 1);
+    if (rv == 0) {
+        vsnprintf((char *)b->base + b->len, (size_t)n + 1, fmt, ap2);
+        b->len += (size_t)n;
+    }
+    va_end(ap2);
+    return rv;
 }
 
 void ax_buf_consume(ax_buf_t *b, size_t n)

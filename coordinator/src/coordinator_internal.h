@@ -74,4 +74,14 @@ uint64_t coord__http_requests(const coord_http_t *http);
  * connections). NULL does nothing. */
 void coord__http_stop(coord_http_t *http);
 
+/* Appends one Prometheus metric family header and its sample lines (printf arguments) to `b`;
+ * returns the error from the enclosing function when the buffer refuses it. */
+#define METRIC(b, name, type, help, ...)                                                           \
+    do {                                                                                           \
+        int rv_ = ax_buf_printf(b, "# HELP " name " " help "\n# TYPE " name " " type "\n"         \
+                                __VA_ARGS__);                                                      \
+        if (rv_ != 0)                                                                              \
+            return rv_;                                                                            \
+    } while (0)
+
 #endif /* AETHEX_COORDINATOR_INTERNAL_H */

@@ -522,26 +522,6 @@ static void poll_tick(struct coordinator *c)
 
 /* ---- /metrics ----------------------------------------------------------------------------- */
 
-static int put(ax_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int put(ax_buf_t *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return AX_EMSGSIZE;
-    return ax_buf_append(b, tmp, (size_t)n);
-}
-
-#define METRIC(b, name, type, help, ...)                                                           \
-    do {                                                                                           \
-        int rv_ = put(b, "# HELP " name " " help "\n# TYPE " name " " type "\n" __VA_ARGS__);      \
-        if (rv_ != 0)                                                                              \
-            return rv_;                                                                            \
-    } while (0)
-
 static int client_metrics(ax_buf_t *b, struct coordinator *c)
 {
     static const struct {
@@ -567,7 +547,7 @@ static int client_metrics(ax_buf_t *b, struct coordinator *c)
         uint64_t v0, v1;
         memcpy(&v0, (const char *)&s[0] + families[i].offset, sizeof v0);
         memcpy(&v1, (const char *)&s[1] + families[i].offset, sizeof v1);
-        int rv = put(b,
+        int rv = ax_buf_printf(b,
                      "# HELP aethex_coordinator_db_%s_total %s\n"
                      "# TYPE aethex_coordinator_db_%s_total counter\n"
                      "aethex_coordinator_db_%s_total{client=\"ctl\"} %" PRIu64 "\n"

@@ -641,28 +641,15 @@ int coord__route_view_route(coord_route_view_t *v, const char *slug, size_t slug
     return a->status = 0;
 }
 
-static int put(ax_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int put(ax_buf_t *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return AX_EINVAL;
-    return ax_buf_append(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
 int coord__route_view_metrics(const coord_route_view_t *v, ax_buf_t *b)
 {
     int rv = 0;
-    rv |= put(b, "# HELP aethex_coordinator_route_decisions_total Viewers routed, by tier.\n"
+    rv |= ax_buf_printf(b, "# HELP aethex_coordinator_route_decisions_total Viewers routed, by tier.\n"
                  "# TYPE aethex_coordinator_route_decisions_total counter\n");
     for (int t = 0; t < COORD_ROUTE_TIER_COUNT; t++)
-        rv |= put(b, "aethex_coordinator_route_decisions_total{tier=\"%s\"} %" PRIu64 "\n",
+        rv |= ax_buf_printf(b, "aethex_coordinator_route_decisions_total{tier=\"%s\"} %" PRIu64 "\n",
                   coord_route_tier_name((coord_route_tier_t)t), v->routed[t]);
-    rv |= put(b,
+    rv |= ax_buf_printf(b,
               "# TYPE aethex_coordinator_route_no_edge_total counter\n"
               "aethex_coordinator_route_no_edge_total %" PRIu64 "\n"
               "# TYPE aethex_coordinator_route_unknown_channel_total counter\n"
@@ -671,7 +658,7 @@ int coord__route_view_metrics(const coord_route_view_t *v, ax_buf_t *b)
     size_t healthy = 0;
     for (size_t i = 0; i < v->nedges; i++)
         healthy += coord__route_view_edge_healthy(v, &v->edges[i]);
-    rv |= put(b,
+    rv |= ax_buf_printf(b,
               "# TYPE aethex_coordinator_route_edges gauge\n"
               "aethex_coordinator_route_edges{health=\"healthy\"} %zu\n"
               "aethex_coordinator_route_edges{health=\"unhealthy\"} %zu\n"
@@ -684,15 +671,15 @@ int coord__route_view_metrics(const coord_route_view_t *v, ax_buf_t *b)
               healthy, v->nedges - healthy, v->nchannels, coord_regions_count(v->regions),
               v->bad_rows);
     uint64_t wall = ax_clock_wall_ms(v->clock);
-    rv |= put(b,
+    rv |= ax_buf_printf(b,
               "# HELP aethex_coordinator_route_snapshot_age_ms Age of the edges snapshot from the "
               "database.\n# TYPE aethex_coordinator_route_snapshot_age_ms gauge\n"
               "aethex_coordinator_route_snapshot_age_ms %" PRIu64 "\n",
               v->edges_at_wall && wall > v->edges_at_wall ? wall - v->edges_at_wall : 0);
-    rv |= put(b, "# TYPE aethex_coordinator_route_refreshes_total counter\n");
+    rv |= ax_buf_printf(b, "# TYPE aethex_coordinator_route_refreshes_total counter\n");
     for (int k = 0; k < Q_COUNT; k++)
         rv |=
-            put(b,
+            ax_buf_printf(b,
                 "aethex_coordinator_route_refreshes_total{table=\"%s\",result=\"ok\"} %" PRIu64 "\n"
                 "aethex_coordinator_route_refreshes_total{table=\"%s\",result=\"failed\"} "
                 "%" PRIu64 "\n",

@@ -35,6 +35,7 @@
 #include "aethex/common/alloc.h"
 #include "aethex/common/log.h"
 #include "aethex/proto/rpc.h"
+#include "coordinator_internal.h"
 
 #define LOG "rpc"
 #define FLUSH_MS 1000      /* heartbeats persisted at most this often */
@@ -855,26 +856,6 @@ const char *coord__rpc_address(const coord_rpc_t *r)
 {
     return r->server ? proto_rpc_server_address(r->server) : "";
 }
-
-static int put(ax_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int put(ax_buf_t *b, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof line)
-        return AX_EMSGSIZE;
-    return ax_buf_append(b, line, (size_t)n);
-}
-
-#define METRIC(b, name, type, help, ...)                                                           \
-    do {                                                                                           \
-        int rv_ = put(b, "# HELP " name " " help "\n# TYPE " name " " type "\n" __VA_ARGS__);      \
-        if (rv_ != 0)                                                                              \
-            return rv_;                                                                            \
-    } while (0)
 
 int coord__rpc_metrics(const coord_rpc_t *r, ax_buf_t *b)
 {

@@ -69,6 +69,10 @@ int ax_buf_put_be24(ax_buf_t *b, uint32_t v);
 int ax_buf_put_be32(ax_buf_t *b, uint32_t v);
 int ax_buf_put_be64(ax_buf_t *b, uint64_t v);
 
+/* Appends printf-style formatted text (no NUL). Returns 0, AX_EMSGSIZE past the limit,
+ * AX_ENOMEM, or AX_EINVAL for a format error. */
+int ax_buf_printf(ax_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Drops the first `n` bytes (n <= len), keeping the rest. */
 void ax_buf_consume(ax_buf_t *b, size_t n);
 
