@@ -14,7 +14,10 @@ All on 127.0.0.1, free ports, one temporary directory:
     (tests/browser/play.js) plays the region=us URL through B without a stall.
  4. kill -9 B: within a bounded time (heartbeat expiry, 3 s) region=us is routed to A.
  5. kill -9 the coordinator leader: A's media playlist keeps advancing for >= 5 s after the
-    kill, a survivor reports a new leader, and a surviving coordinator still answers 302.
+    kill, a survivor reports a new leader, every surviving coordinator still answers 302 to A,
+    and A registers with the new leader. The coordinators' RPC ports are their dqlite ports
+    + 1 (the same offset on every node), the convention by which a follower's NotLeader names
+    the leader's RPC address (docs/coordinator.md).
 
 Helpers (edges, playlists, HTTP, ffmpeg) come from edge/tests/edge_it.py and
 edge_cluster_it.py. Every wait has a deadline; every process started here is killed at the
@@ -23,9 +26,11 @@ end (also on SIGTERM/SIGINT from ctest).
 import argparse
 import json
 import os
+import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,12 +45,38 @@ from edge_it import Fail, check, log, get, wait_for, stop_proc  # noqa: E402
 SECRET = "platform-e2e-cluster-secret-0123456789abcdef"
 
 
+TAKEN = set()
+
+
+def free_pair():
+    """A free port p with p + 1 also free, apart from the pairs handed out already."""
+    while True:
+        p = random.randint(20000, 60000)
+        if p in TAKEN or p + 1 in TAKEN or p - 1 in TAKEN:
+            continue
+        try:
+            x, y = socket.socket(), socket.socket()
+            try:
+                x.bind(("127.0.0.1", p))
+                y.bind(("127.0.0.1", p + 1))
+            finally:
+                x.close()
+                y.close()
+        except OSError:
+            continue
+        TAKEN.update((p, p + 1))
+        return p
+
+
 class Node:
     """One aethex-coordinator: SQL (dqlite), RPC and HTTP on free loopback ports."""
 
     def __init__(self, binary, tmp, name, secret_file):
         self.binary, self.tmp, self.name, self.secret_file = binary, tmp, name, secret_file
-        self.sql, self.rpc, self.http = eci.free_port(), eci.free_port(), eci.free_port()
+        # RPC at dqlite port + 1 on every node: a follower names the leader's RPC address by
+        # that convention in NotLeader (docs/coordinator.md); random RPC ports would break it.
+        self.sql = free_pair()
+        self.rpc, self.http = self.sql + 1, eci.free_port()
         self.log_path = os.path.join(tmp, name + ".log")
         self.proc = None
 
@@ -260,9 +291,16 @@ def run(a, tmp):
                          "a new leader among the survivors")
         log("new leader %s after %.1f s" % (naddr, time.monotonic() - t0))
         for n in survivors:
-            wait_for(lambda: (lambda r: r[0] == 302 and r[1].startswith(base_a))(route(n, "eu")),
-                     20, "%s routes region=eu to A" % n.name)
+            try:
+                wait_for(lambda: (lambda r: r[0] == 302 and r[1].startswith(base_a))(
+                    route(n, "eu")), 20, "%s routes region=eu to A" % n.name)
+            except Fail:
+                log("%s answers region=eu: %r" % (n.name, route(n, "eu")))
+                raise
             log("%s after the failover: %s" % (n.name, curl_location(n, "us")))
+        # A follows the NotLeader of a survivor to the new leader and registers there.
+        wait_for(lambda: eci.registered(A), 20, "edge A registered with the new leader")
+        log("edge A registered again after %.1f s" % (time.monotonic() - t0))
         check(A.alive(), "edge A died")
     finally:
         P.kill_all()
