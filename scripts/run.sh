@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs AeThex Live on this machine: installs the Debian packages, builds, and starts the
 # embedded default on loopback: one coordinator (a single-node dqlite cluster, data in
-# var/coordinator) and one edge (standalone until edges talk to coordinators: keys from
-# var/keys). Prints the OBS settings and the watch URL.
+# var/coordinator) and one edge in coordinator mode (publishers authorised by the coordinator).
+# Creates a "demo" channel and its stream key once (var/demo.key). Prints the OBS settings and
+# the watch URL (the coordinator redirects viewers to the edge).
 #
 #   scripts/run.sh [--demo] [--rtmp-port N] [--http-port N] [--no-build]
 #
@@ -45,20 +46,20 @@ for b in "$edge_bin" "$coord_bin" "$ctl_bin"; do
     exit 1
   fi
 done
-coord_addr="127.0.0.1:${AETHEX_COORD_PORT:-9001}"
+coord_port="${AETHEX_COORD_PORT:-9001}"
+coord_addr="127.0.0.1:$coord_port"
+coord_rpc="127.0.0.1:$((coord_port + 1))"   # RPC port = dqlite port + 1 on every node
 coord_http="127.0.0.1:${AETHEX_COORD_HTTP_PORT:-9080}"
 
-# var/ holds the local state. The demo channel's key is made once and kept across runs, so
-# OBS stays configured.
+# var/ holds the local state: the coordinator's data, the cluster secret edges and
+# coordinators share, and the demo channel's stream key (created once, kept across runs so OBS
+# stays configured; the coordinator stores only its SHA-256).
 mkdir -p var
 chmod 700 var
-if [ ! -s var/keys ] || ! grep -q '^demo ' var/keys; then
-  key="live_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-  umask 077
-  printf '# <channel> <stream key>: one line per channel (aethex-edge --keys-file)\ndemo %s\n' \
-    "$key" >> var/keys
+umask 077
+if [ ! -s var/cluster-secret ]; then
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > var/cluster-secret
 fi
-key="$(awk '$1 == "demo" { print $2; exit }' var/keys)"
 
 pids=()
 cleanup() {
@@ -74,6 +75,7 @@ trap cleanup INT TERM EXIT
 
 # The coordinator first: node 1 of a new single-node cluster (or the one var/ already holds).
 "$coord_bin" --address "$coord_addr" --data-dir var/coordinator --http "$coord_http" \
+  --rpc-listen "$coord_rpc" --cluster-secret-file var/cluster-secret \
   2> >(tee -a var/coordinator.log >&2) &
 coord_pid=$!
 pids+=("$coord_pid")
@@ -95,7 +97,15 @@ if [ "$coord_ready" != 1 ]; then
   exit 1
 fi
 
-"$edge_bin" --no-coordinator --keys-file var/keys \
+if [ ! -s var/demo.key ]; then
+  "$ctl_bin" --coordinator "$coord_addr" channels create demo --owner demo >/dev/null 2>&1 || true
+  "$ctl_bin" --coordinator "$coord_addr" keys create demo run.sh > var/demo.key.new
+  mv var/demo.key.new var/demo.key
+fi
+key="$(tr -d ' \n' < var/demo.key)"
+
+"$edge_bin" --coordinator "$coord_rpc" --cluster-secret-file var/cluster-secret \
+  --edge-id local-1 --region local --public-hls-url "http://127.0.0.1:$http_port" \
   --rtmp-listen "127.0.0.1:$rtmp_port" --http-listen "127.0.0.1:$http_port" \
   --ports-file var/edge.ports 2> >(tee -a var/edge.log >&2) &
 edge_pid=$!
@@ -118,12 +128,13 @@ cat <<EOF
           Server:      rtmp://127.0.0.1:$rtmp_port/live
           Stream Key:  $key
 
-  Watch: http://127.0.0.1:$http_port/live/demo/index.m3u8
-         (any HLS player: ffplay, VLC, Safari, or hls.js)
+  Watch: http://$coord_http/live/demo/index.m3u8
+         (the coordinator redirects to the best edge; any HLS player: ffplay, VLC, Safari,
+         hls.js; the edge directly: http://127.0.0.1:$http_port/live/demo/index.m3u8)
   Metrics: http://127.0.0.1:$http_port/metrics (edge)  http://$coord_http/metrics (coordinator)
   Cluster: $(dirname "$ctl_bin")/aethexctl --coordinator $coord_addr cluster status
 
-  Keys live in var/keys (add '<channel> <key>' lines, then: kill -HUP $edge_pid).
+  Keys: $(dirname "$ctl_bin")/aethexctl --coordinator $coord_addr keys rotate|revoke|list demo
   Ctrl-C stops everything.
 
 EOF
