@@ -158,6 +158,19 @@ int media_hls__render_media(media_hls_rendition_t *r, bool skip, media_part_t **
         uint32_t lp;
         if (x == r || !media_hls__latest_part(x, &lm, &lp))
             continue;
+        /* Part 0 of a new segment is reported as the last part of the segment before it (one
+         * part older, still true of the rendition). hls.js reads LAST-PART with
+         * `parseInt(..) || lastPartIndex`: a 0 makes it take the part index of the level it
+         * leaves, which for a lagging rendition (a transcoded rung) is parts ahead of
+         * anything that exists, and its switch waits for it. Asked for the part after the
+         * reported one, the server answers at once (it is in an older segment). */
+        if (lp == 0 && lm > 0) {
+            const struct hls_segment *pg = media_hls__segment(x, lm - 1);
+            if (pg != NULL && pg->complete && pg->nparts > 0) {
+                lm -= 1;
+                lp = pg->nparts - 1;
+            }
+        }
         pr(&o, "#EXT-X-RENDITION-REPORT:URI=\"../%s/index.m3u8\",LAST-MSN=%llu,LAST-PART=%u\n",
            x->name, (unsigned long long)lm, lp);
     }
