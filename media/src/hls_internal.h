@@ -97,6 +97,8 @@ void media_cmaf__aac_codec_string(uint8_t object_type, char *out, size_t size);
 /* A timeline may start up to this much before its first frame (audio slightly ahead of the
  * first video frame after a restart); earlier frames are dropped. */
 #define HLS_TIMELINE_SLACK_MS 500
+/* Two segment starts this close (1 ms at 90 kHz) are the same instant (align_with_lead). */
+#define HLS_ALIGN_SLACK_TICKS 90
 
 struct hls_part_rec {
     media_part_t *bytes;        /* owned reference */
@@ -147,6 +149,7 @@ struct media_hls_rendition {
     media_part_t *init[HLS_INIT_GENS]; /* owned: generation g at g % HLS_INIT_GENS */
     uint32_t init_count;        /* generations created */
     bool config_changed;        /* cut + discontinuity at the next opportunity */
+    bool ended;                 /* media_hls_rendition_end: no more media, not listed */
 
     /* limits derived from the stream config, in ticks */
     uint64_t seg_target, part_target, td_max;

@@ -156,7 +156,7 @@ int media_hls__render_media(media_hls_rendition_t *r, bool skip, media_part_t **
         const media_hls_rendition_t *x = s->r[i];
         uint64_t lm;
         uint32_t lp;
-        if (x == r || !media_hls__latest_part(x, &lm, &lp))
+        if (x == r || x->ended || !media_hls__latest_part(x, &lm, &lp))
             continue;
         /* Part 0 of a new segment is reported as the last part of the segment before it (one
          * part older, still true of the rendition). hls.js reads LAST-PART with
@@ -231,6 +231,8 @@ int media_hls__render_master(media_hls_stream_t *s, media_part_t **res)
     bool any_video = false;
     for (size_t i = 0; i < s->nr; i++) {
         const media_hls_rendition_t *r = s->r[i];
+        if (r->ended)
+            continue;
         if (r->track == MEDIA_TRACK_VIDEO) {
             any_video = true;
             continue;
@@ -250,7 +252,7 @@ int media_hls__render_master(media_hls_stream_t *s, media_part_t **res)
     }
     for (size_t i = 0; i < s->nr; i++) {
         const media_hls_rendition_t *r = s->r[i];
-        if (any_video && r->track != MEDIA_TRACK_VIDEO)
+        if (r->ended || (any_video && r->track != MEDIA_TRACK_VIDEO))
             continue;
         uint64_t pk, av;
         bitrates(r, &pk, &av);

@@ -159,6 +159,8 @@ static int waiter_state(const media_hls_rendition_t *r, const media_hls_waiter_t
     if (!w->exact) {
         if (r->s->ended)
             return 1;
+        if (r->ended)
+            return AX_ENOENT; /* its playlist is gone (404), not final */
         if (w->part < 0)
             return r->any_complete && r->last_complete >= w->msn ? 1 : 0;
         uint64_t m;
@@ -176,15 +178,16 @@ static int waiter_state(const media_hls_rendition_t *r, const media_hls_waiter_t
     } else if (w->msn < r->first_msn) {
         return AX_ENOENT;
     }
-    return r->s->ended ? AX_ENOENT : 0;
+    return r->s->ended || r->ended ? AX_ENOENT : 0;
 }
 
-static void fire_ready(media_hls_rendition_t *r, bool cancel_all)
+/* Fires every waiter whose wait is over; with `all` < 0, every waiter with that status. */
+static void fire_ready(media_hls_rendition_t *r, int all)
 {
     media_hls_waiter_t *w = r->waiters;
     while (w != NULL) {
         media_hls_waiter_t *next = w->next;
-        int st = cancel_all ? AX_ECANCELED : waiter_state(r, w);
+        int st = all < 0 ? all : waiter_state(r, w);
         if (st != 0) {
             list_unlink(&r->waiters, NULL, w);
             w->status = st == 1 ? 0 : st;
@@ -223,7 +226,7 @@ static void changed(media_hls_rendition_t *r)
 {
     r->s->version++;
     if (r->waiters != NULL)
-        fire_ready(r, false);
+        fire_ready(r, 0);
 }
 
 /* --- renditions ----------------------------------------------------------------------- */
@@ -259,12 +262,32 @@ void media_hls_stream_free(media_hls_stream_t *s)
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->nr; i++)
-        fire_ready(s->r[i], true);
+        fire_ready(s->r[i], AX_ECANCELED);
     for (size_t i = 0; i < s->nr; i++)
         free_rendition(s->r[i]);
     media_part_unref(s->master);
     ax_free(s->r);
     ax_free(s);
+}
+
+int media_hls_stream_remove_rendition(media_hls_stream_t *s, media_hls_rendition_t *r)
+{
+    size_t i = 0;
+    while (i < s->nr && s->r[i] != r)
+        i++;
+    if (i == s->nr)
+        return AX_ENOENT;
+    if (r == s->lead)
+        return AX_EBUSY;
+    fire_ready(r, AX_ENOENT);
+    for (; i + 1 < s->nr; i++) {
+        s->r[i] = s->r[i + 1];
+        s->r[i]->index = i;
+    }
+    s->nr--;
+    s->version++;
+    free_rendition(r);
+    return 0;
 }
 
 static bool valid_name(const char *n)
@@ -387,9 +410,35 @@ static int64_t ticks_to_ms(uint64_t t, uint32_t ts)
     return (int64_t)(t * 1000 / ts);
 }
 
+/*
+ * A video rendition whose first segment starts after the lead's first one (a transcoded rung
+ * added mid-stream, e.g. for a publisher's second session) takes the lead's numbers for it:
+ * the lead segment that starts at the same time gives its media sequence number and its
+ * discontinuity sequence, so that a number means the same time span in every rendition.
+ * Keyframes of a rung are at the source's keyframe times, so the starts are equal.
+ */
+static void align_with_lead(media_hls_rendition_t *r, uint64_t start)
+{
+    const media_hls_rendition_t *lead = r->s->lead;
+    if (lead == NULL || lead == r || r->track != MEDIA_TRACK_VIDEO || r->next_msn != 0 ||
+        lead->timescale != r->timescale)
+        return;
+    for (uint64_t m = lead->first_msn; m < lead->next_msn; m++) {
+        const struct hls_segment *g = media_hls__segment(lead, m);
+        uint64_t d = g == NULL ? UINT64_MAX : g->start > start ? g->start - start : start - g->start;
+        if (d <= HLS_ALIGN_SLACK_TICKS) {
+            r->first_msn = r->next_msn = m;
+            r->disc_seq = g->disc_seq;
+            r->next_discontinuity = false;
+            return;
+        }
+    }
+}
+
 static void open_segment(media_hls_rendition_t *r, uint64_t start)
 {
     media_hls_stream_t *s = r->s;
+    align_with_lead(r, start);
     if (r->next_msn - r->first_msn == r->nslots)
         evict_oldest(r);
     struct hls_segment *g = &r->ring[r->next_msn % r->nslots];
@@ -590,6 +639,8 @@ int media_hls_stream_discontinuity(media_hls_stream_t *s)
     int64_t max_end = 0;
     for (size_t i = 0; i < s->nr; i++) {
         media_hls_rendition_t *r = s->r[i];
+        if (r->ended)
+            continue;
         bool had = r->started || r->seg_open;
         flush(r);
         if (had || r->next_msn > 0)
@@ -618,8 +669,23 @@ int media_hls_stream_end(media_hls_stream_t *s)
     s->version++;
     for (size_t i = 0; i < s->nr; i++)
         if (s->r[i]->waiters != NULL)
-            fire_ready(s->r[i], false);
+            fire_ready(s->r[i], 0);
     return 0;
+}
+
+int media_hls_rendition_end(media_hls_rendition_t *r)
+{
+    if (r->ended || r->s->ended)
+        return 0;
+    flush(r);
+    r->ended = true;
+    changed(r);
+    return 0;
+}
+
+bool media_hls_rendition_ended(const media_hls_rendition_t *r)
+{
+    return r->ended;
 }
 
 /* --- configs -------------------------------------------------------------------------- */
@@ -931,7 +997,7 @@ static int push_audio(media_hls_rendition_t *r, const media_frame_t *f, uint64_t
 
 int media_hls_rendition_push(media_hls_rendition_t *r, const media_frame_t *f, uint64_t wall_ms)
 {
-    if (r->s->ended)
+    if (r->s->ended || r->ended)
         return AX_ECLOSED;
     if (f->track != r->track)
         return AX_EINVAL;
@@ -952,7 +1018,7 @@ int media_hls_rendition_get(media_hls_rendition_t *r, const media_hls_resource_t
                             media_part_t **out)
 {
     *out = NULL;
-    bool ended = r->s->ended;
+    bool ended = r->s->ended || r->ended;
     switch (res->kind) {
     case MEDIA_HLS_RES_INIT:
         if (!r->has_config || res->init_gen >= r->init_count)
@@ -1032,6 +1098,8 @@ int media_hls_rendition_wait_playlist(media_hls_rendition_t *r, media_hls_waiter
 {
     if (w->where != 0)
         return AX_EINVAL;
+    if (r->ended && !r->s->ended)
+        return AX_ENOENT;
     if (!p->has_msn || r->s->ended)
         return 1;
     media_hls_waiter_t probe = {.r = r, .msn = p->msn, .part = p->has_part ? (int64_t)p->part : -1};
@@ -1077,6 +1145,8 @@ int media_hls_rendition_playlist(media_hls_rendition_t *r, media_hls_skip_t skip
                                  media_part_t **out)
 {
     *out = NULL;
+    if (r->ended && !r->s->ended)
+        return AX_ENOENT;
     uint64_t m;
     uint32_t p;
     if (!media_hls__latest_part(r, &m, &p))
@@ -1101,7 +1171,7 @@ int media_hls_stream_master(media_hls_stream_t *s, media_part_t **out)
     if (s->nr == 0)
         return AX_EAGAIN;
     for (size_t i = 0; i < s->nr; i++)
-        if (!s->r[i]->has_config)
+        if (!s->r[i]->has_config && !s->r[i]->ended)
             return AX_EAGAIN;
     if (s->master == NULL || s->master_version != s->version) {
         media_part_t *np;

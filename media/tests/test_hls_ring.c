@@ -499,6 +499,146 @@ static void ring__push_out_of_memory_loses_frames_only(void **state)
     }
 }
 
+/* Pushes video frames [k0, k1) to `v`, and to `rung` too from frame `rung_from` on (the
+ * same timestamps and keyframes, as a transcoded rung gets them). */
+static void push_lead_and_rung(struct fixture *f, media_hls_rendition_t *rung, uint32_t k0,
+                               uint32_t k1, uint32_t rung_from)
+{
+    for (uint32_t k = k0; k < k1; k++) {
+        struct hls_test_frame fr;
+        hls_test_video(&fr, 0, k, 60, 30000);
+        assert_ax_err(media_hls_rendition_push(f->v, &fr.f, HLS_TEST_WALL0 + (uint64_t)fr.f.dts), 0);
+        if (rung != NULL && k >= rung_from)
+            assert_ax_err(media_hls_rendition_push(rung, &fr.f, HLS_TEST_WALL0 + (uint64_t)fr.f.dts),
+                          0);
+    }
+}
+
+static media_hls_rendition_t *add_rung(struct fixture *f, const char *name)
+{
+    media_hls_rendition_config_t rc = {.name = name, .track = MEDIA_TRACK_VIDEO};
+    media_hls_rendition_t *r = NULL;
+    assert_ax_err(media_hls_stream_add_rendition(f->s, &rc, &r), 0);
+    media_avc_config_t vc = hls_test_avc_config();
+    vc.width = 640;
+    vc.height = 360;
+    assert_ax_err(media_hls_rendition_set_video_config(r, &vc), 0);
+    return r;
+}
+
+static bool part_contains(media_part_t *p, const char *needle)
+{
+    size_t n = media_part_size(p);
+    char *text = test_malloc(n + 1);
+    media_part_copy_out(p, (uint8_t *)text);
+    text[n] = '\0';
+    bool found = strstr(text, needle) != NULL;
+    test_free(text);
+    return found;
+}
+
+/* A rung that stops for good (the transcoder dropped it) is withdrawn: what it produced stays
+ * fetchable, its playlist and the media it will never get answer "no such thing" (its waiters
+ * too, at once), the master and the other renditions' reports leave it out, and the rest of
+ * the stream carries on. Removing it frees the name; the lead cannot be removed. */
+static void ring__rendition_end_withdraws_it(void **state)
+{
+    struct fixture *f = *state;
+    assert_ax_err(start(f), 0);
+    media_hls_rendition_t *rung = add_rung(f, "360p");
+    push_lead_and_rung(f, rung, 0, 100, 0); /* segment 0 complete, 1 in progress */
+    media_part_t *pl;
+    assert_ax_err(media_hls_stream_master(f->s, &pl), 0);
+    assert_true(part_contains(pl, "360p/index.m3u8"));
+    media_part_unref(pl);
+
+    struct fixture g = {0}, h = {0};
+    media_hls_params_t p = {.has_msn = true, .msn = 2};
+    media_hls_resource_t next = {.kind = MEDIA_HLS_RES_SEGMENT, .msn = 2};
+    media_hls_waiter_t w1 = {.data = &g}, w2 = {.data = &h};
+    assert_int_equal(media_hls_rendition_wait_playlist(rung, &w1, &p, on_ready), 0);
+    assert_int_equal(media_hls_rendition_wait_resource(rung, &w2, &next, on_ready), 0);
+    assert_ax_err(media_hls_rendition_end(rung), 0);
+    assert_true(media_hls_rendition_ended(rung));
+    assert_int_equal(g.calls, 1);
+    assert_ax_err(g.last_status, AX_ENOENT);
+    assert_int_equal(h.calls, 1);
+    assert_ax_err(h.last_status, AX_ENOENT);
+    assert_ax_err(media_hls_rendition_end(rung), 0); /* twice is fine */
+
+    /* What it made is still there, the segment in progress was closed. */
+    media_hls_resource_t seg = {.kind = MEDIA_HLS_RES_SEGMENT, .msn = 1};
+    assert_ax_err(media_hls_rendition_get(rung, &seg, &pl), 0);
+    media_part_unref(pl);
+    assert_ax_err(media_hls_rendition_get(rung, &next, &pl), AX_ENOENT);
+    assert_ax_err(media_hls_rendition_playlist(rung, MEDIA_HLS_SKIP_NO, &pl), AX_ENOENT);
+    media_hls_params_t now = {0};
+    assert_ax_err(media_hls_rendition_wait_playlist(rung, &w1, &now, on_ready), AX_ENOENT);
+    struct hls_test_frame fr;
+    hls_test_video(&fr, 0, 100, 60, 30000);
+    assert_ax_err(media_hls_rendition_push(rung, &fr.f, HLS_TEST_WALL0), AX_ECLOSED);
+
+    /* The others go on and no longer mention it. */
+    push_lead_and_rung(f, NULL, 100, 200, 0);
+    assert_ax_err(media_hls_stream_master(f->s, &pl), 0);
+    assert_false(part_contains(pl, "360p"));
+    assert_true(part_contains(pl, "720p/index.m3u8"));
+    media_part_unref(pl);
+    assert_ax_err(media_hls_rendition_playlist(f->v, MEDIA_HLS_SKIP_NO, &pl), 0);
+    assert_false(part_contains(pl, "360p"));
+    media_part_unref(pl);
+    assert_ax_err(media_hls_stream_discontinuity(f->s), 0);
+    assert_ax_err(media_hls_rendition_playlist(rung, MEDIA_HLS_SKIP_NO, &pl), AX_ENOENT);
+
+    /* Removal: waiters are told, the name is free again, the lead stays. */
+    assert_int_equal(media_hls_stream_rendition_count(f->s), 3);
+    assert_ax_err(media_hls_stream_remove_rendition(f->s, f->v), AX_EBUSY);
+    assert_ax_err(media_hls_stream_remove_rendition(f->s, rung), 0);
+    assert_int_equal(media_hls_stream_rendition_count(f->s), 2);
+    assert_null(media_hls_stream_rendition(f->s, AX_SLICE("360p", 4)));
+    assert_ptr_equal(media_hls_stream_rendition_at(f->s, 1), f->a);
+    assert_ax_err(media_hls_stream_remove_rendition(f->s, rung), AX_ENOENT);
+    (void)add_rung(f, "360p");
+    stop(f);
+}
+
+/* A rung added mid-stream (a publisher's second session gets a fresh transcoder) numbers its
+ * segments like the lead: its first segment gets the number and discontinuity sequence of
+ * the lead segment that starts at the same time. */
+static void ring__late_rendition_takes_lead_numbers(void **state)
+{
+    struct fixture *f = *state;
+    assert_ax_err(start(f), 0);
+    push_lead_and_rung(f, NULL, 0, 150, 0); /* segments 0..1 complete, 2 (from 4 s) open */
+    assert_ax_err(media_hls_stream_discontinuity(f->s), 0);
+    push_lead_and_rung(f, NULL, 150, 180, 0); /* frame 150 is no keyframe: dropped */
+    media_hls_rendition_t *rung = add_rung(f, "360p-b");
+    push_lead_and_rung(f, rung, 180, 400, 180); /* keyframes at 180, 240, ... */
+    media_hls_rendition_stats_t lv, rv;
+    media_hls_rendition_stats(f->v, &lv);
+    media_hls_rendition_stats(rung, &rv);
+    assert_true(rv.first_msn > 0);
+    assert_int_equal(rv.last_msn, lv.last_msn);
+    assert_int_equal(rv.last_part, lv.last_part);
+    assert_int_equal(rv.discontinuity_seq, 1);
+    media_part_t *pl;
+    assert_ax_err(media_hls_rendition_playlist(rung, MEDIA_HLS_SKIP_NO, &pl), 0);
+    char want[64];
+    snprintf(want, sizeof want, "#EXT-X-MEDIA-SEQUENCE:%llu\n", (unsigned long long)rv.first_msn);
+    assert_true(part_contains(pl, want));
+    assert_true(part_contains(pl, "#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));
+    media_part_unref(pl);
+    /* The lead's segment with that number starts where the rung's does. */
+    media_hls_resource_t seg = {.kind = MEDIA_HLS_RES_SEGMENT, .msn = rv.first_msn};
+    media_part_t *a, *b;
+    assert_ax_err(media_hls_rendition_get(f->v, &seg, &a), 0);
+    assert_ax_err(media_hls_rendition_get(rung, &seg, &b), 0);
+    assert_int_equal(media_part_size(a), media_part_size(b));
+    media_part_unref(a);
+    media_part_unref(b);
+    stop(f);
+}
+
 int main(void)
 {
     ax_test_use_cmocka_allocator();
@@ -509,6 +649,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(ring__hint_overtaken_by_cut_is_never, setup, teardown),
         cmocka_unit_test_setup_teardown(ring__callback_may_cancel_another_waiter, setup, teardown),
         cmocka_unit_test_setup_teardown(ring__end_and_free_release_waiters, setup, teardown),
+        cmocka_unit_test_setup_teardown(ring__rendition_end_withdraws_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(ring__late_rendition_takes_lead_numbers, setup, teardown),
         cmocka_unit_test_setup_teardown(ring__evicts_beyond_window_and_retain, setup, teardown),
         cmocka_unit_test_setup_teardown(ring__segments_gather_parts_and_refs_outlive_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(ring__config_change_starts_new_init, setup, teardown),

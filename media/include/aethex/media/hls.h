@@ -18,6 +18,8 @@
  *   media_hls_rendition_push(v or a, &frame, wall_ms)   every frame, in arrival order
  *   media_hls_stream_discontinuity(s)   the publisher went away / reconnected
  *   media_hls_stream_end(s)             the stream is over (EXT-X-ENDLIST)
+ *   media_hls_rendition_end(r)          one rendition stops for good (a dropped rung)
+ *   media_hls_stream_remove_rendition(s, r)   forget an ended rendition (frees its ring)
  *   media_hls_stream_free(s)
  *
  * Serving (the edge HTTP server, loop thread), for GET <stream>/<rendition>/<name>?<query>:
@@ -162,7 +164,9 @@ void media_hls_stream_free(media_hls_stream_t *s);
 /*
  * Adds a rendition. `rc` and its name are copied. The first video rendition added leads:
  * audio renditions cut their segments where it cut its own, so that a media sequence number
- * means the same time span in every rendition. *out is owned by the stream (freed with it).
+ * means the same time span in every rendition. A video rendition added later whose first
+ * segment starts when a lead segment in the ring starts (within 1 ms) takes that segment's
+ * media sequence and discontinuity sequence numbers. *out is owned by the stream (freed with it).
  * Returns 0, AX_EINVAL (bad name or track), AX_EEXIST (name taken), AX_ENOSPC
  * (max_renditions) or AX_ENOMEM.
  */
@@ -195,6 +199,31 @@ int media_hls_stream_discontinuity(media_hls_stream_t *s);
  * Further pushes return AX_ECLOSED. Returns 0.
  */
 int media_hls_stream_end(media_hls_stream_t *s);
+
+/*
+ * This rendition gets no more media while the others go on (the edge's transcoder dropped
+ * the rung). Its open part and segment close now, as in discontinuity(), so everything
+ * pushed stays fetchable; from then on it is withdrawn rather than finished: the master
+ * playlist and the other renditions' reports no longer list it, and its media playlist
+ * answers AX_ENOENT (a 404, which players treat as "switch to another variant"; an
+ * EXT-X-ENDLIST would tell them the whole presentation is over). Playlist waiters fire with
+ * AX_ENOENT, resource waiters with AX_ENOENT for media that will now never exist. Further
+ * pushes return AX_ECLOSED. Segment numbers of a rendition that replaces it later line up
+ * (see add_rendition). Returns 0 (also when already ended).
+ */
+int media_hls_rendition_end(media_hls_rendition_t *r);
+
+/* True once media_hls_rendition_end() was called on `r`. */
+bool media_hls_rendition_ended(const media_hls_rendition_t *r);
+
+/*
+ * Removes `r` from the stream and frees it (its name may then be added again; parts that
+ * viewers still hold stay valid until their last unref). Its waiters fire with AX_ENOENT
+ * first, from inside this call. Meant for renditions ended some time ago, whose viewers have
+ * moved on. Returns 0, AX_ENOENT (not a rendition of `s`) or AX_EBUSY (`r` is the lead video
+ * rendition: the audio cuts and the segment numbers of the others follow it).
+ */
+int media_hls_stream_remove_rendition(media_hls_stream_t *s, media_hls_rendition_t *r);
 
 /*
  * Sets the codec configuration (copied: `c->record` / `c->asc` and the parameter sets are
@@ -283,7 +312,7 @@ const char *media_hls_rendition_content_type(const media_hls_rendition_t *r,
  * The master playlist: EXT-X-MEDIA for the audio rendition(s) (GROUP-ID "audio") and one
  * EXT-X-STREAM-INF per video rendition with BANDWIDTH (peak segment bit rate, audio
  * included), AVERAGE-BANDWIDTH, CODECS (from the stream's configs, e.g. "avc1.64001f,
- * mp4a.40.2"), RESOLUTION, FRAME-RATE and AUDIO. *out is a new reference (cached: the same
+ * mp4a.40.2"), RESOLUTION, FRAME-RATE and AUDIO. Ended renditions are left out. *out is a new reference (cached: the same
  * bytes are shared until something changes). Returns 0, AX_EAGAIN (some rendition has no
  * codec config yet) or AX_ENOMEM.
  */
@@ -298,7 +327,8 @@ int media_hls_stream_master(media_hls_stream_t *s, media_part_t **out);
  * part, and EXT-X-RENDITION-REPORT for every other rendition. With skip YES/V2, segments
  * older than CAN-SKIP-UNTIL are replaced by EXT-X-SKIP (a delta update). *out is a new
  * reference to cached bytes, shared by every viewer until the stream changes.
- * Returns 0, AX_EAGAIN (no segment or part yet: wait on msn 0 part 0) or AX_ENOMEM.
+ * Returns 0, AX_EAGAIN (no segment or part yet: wait on msn 0 part 0), AX_ENOENT (the
+ * rendition was ended while the stream goes on: answer 404) or AX_ENOMEM.
  */
 int media_hls_rendition_playlist(media_hls_rendition_t *r, media_hls_skip_t skip,
                                  media_part_t **out);
@@ -321,10 +351,11 @@ typedef struct media_hls_waiter media_hls_waiter_t;
  * Fires exactly once per queued wait (never from inside the wait call itself) unless the
  * waiter is cancelled first. status: 0 = ready (render the playlist / get the resource
  * now), AX_ENOENT = the awaited part will never exist (its segment ended with fewer parts,
- * e.g. a preload hint overtaken by a keyframe cut: answer 404), AX_ECANCELED = the stream
- * is being freed. Fires from inside push / discontinuity / end / stream_free. The callback
- * may call media_hls_rendition_playlist/get/wait_*, media_hls_waiter_cancel and
- * media_part_* but must not push, add renditions, end or free the stream.
+ * e.g. a preload hint overtaken by a keyframe cut) or the rendition was ended or removed:
+ * answer 404, AX_ECANCELED = the stream is being freed. Fires from inside push /
+ * discontinuity / end / rendition_end / remove_rendition / stream_free. The callback may
+ * call media_hls_rendition_playlist/get/wait_*, media_hls_waiter_cancel and media_part_*
+ * but must not push, add or remove renditions, end the stream or a rendition, or free it.
  */
 typedef void (*media_hls_wait_cb)(media_hls_waiter_t *w, int status);
 
@@ -351,8 +382,8 @@ struct media_hls_waiter {
  * Returns 1 = ready now (the callback will not fire), 0 = queued (`cb` fires later exactly
  * once, unless cancelled), AX_ETOOFAR = answer 400: M is more than two segments ahead of the
  * last segment in the playlist, or P is more than three parts ahead of its last part
- * (the spec's Advance Part Limit), AX_ENOSPC = max_waiters reached (answer 503), or AX_EINVAL
- * (`w` already queued). `p` is borrowed; `w` must outlive the callback or the cancel.
+ * (the spec's Advance Part Limit), AX_ENOSPC = max_waiters reached (answer 503), AX_ENOENT =
+ * the rendition was ended (answer 404), or AX_EINVAL (`w` already queued). `p` is borrowed; `w` must outlive the callback or the cancel.
  */
 int media_hls_rendition_wait_playlist(media_hls_rendition_t *r, media_hls_waiter_t *w,
                                       const media_hls_params_t *p, media_hls_wait_cb cb);
