@@ -47,6 +47,7 @@
 #define CC_MASTER "public, max-age=2"
 #define CC_MISSING "no-cache"
 #define RENDITION_NAME_MAX 32
+#define RENDITION_WITHDRAWN "this rendition was withdrawn: use another one from the master playlist"
 /* A publish that ended waits this long at most for its transcoder's last frames before the
  * playlists move on (discontinuity); normally the flush takes well under 200 ms. */
 #define TRANSCODE_DRAIN_MAX_MS 5000
@@ -109,6 +110,7 @@ struct hold {
 
 static void channel_discontinuity(struct edge_channel *ch);
 static void transcode_orphan(struct edge_channel *ch);
+static bool transcode_admit(struct edge_channel *ch, const media_avc_config_t *cfg);
 static void wake_starting(struct edge_channel *ch);
 
 static uint64_t channel_hold_ms(const edge_config_t *c, const media_hls_config_t *h)
@@ -329,6 +331,42 @@ static void transcode_close(struct edge_channel *ch)
     ch->tc_pending = false;
 }
 
+/* Withdraws rung `i`'s rendition: players on it get a 404 for its playlist and switch to
+ * another rendition; what it produced stays fetchable until the next publish. */
+static void rung_end(struct edge_channel *ch, unsigned i, const char *why)
+{
+    struct rung *g = &ch->rung[i];
+    g->active = false;
+    if (!g->r || media_hls_rendition_ended(g->r))
+        return;
+    media_hls_rendition_end(g->r);
+    AX_LOG_I("edge transcode", "channel=%s rendition %s withdrawn (%s)", ch->name,
+             media_hls_rendition_name(g->r), why);
+}
+
+static void rungs_end(struct edge_channel *ch, const char *why)
+{
+    for (unsigned i = 0; i < ch->nrungs; i++)
+        rung_end(ch, i, why);
+}
+
+/* A new publish: renditions withdrawn during an earlier one are forgotten (their viewers have
+ * long moved on), which frees their memory and their slots. */
+static void rungs_forget_ended(struct edge_channel *ch)
+{
+    if (!ch->hls)
+        return;
+    for (size_t i = media_hls_stream_rendition_count(ch->hls); i-- > 0;) {
+        media_hls_rendition_t *r = media_hls_stream_rendition_at(ch->hls, i);
+        if (!media_hls_rendition_ended(r))
+            continue;
+        for (unsigned k = 0; k < ch->nrungs; k++)
+            if (ch->rung[k].r == r)
+                ch->rung[k].r = NULL;
+        media_hls_stream_remove_rendition(ch->hls, r);
+    }
+}
+
 static void on_tc_ready(struct edge_transcode *t, const edge_transcode_rung_t *rungs, unsigned n)
 {
     struct edge_channel *ch = edge_transcode_data(t);
@@ -341,16 +379,31 @@ static void on_tc_ready(struct edge_transcode *t, const edge_transcode_rung_t *r
     }
     char desc[160] = "";
     size_t off = 0;
+    /* The last publish's rungs. A publisher that comes back with the same ladder continues
+     * the same renditions (matched by label); the rest are withdrawn below. A new rendition
+     * gets a name never used in this stream (the publish number after the first publish:
+     * a withdrawn rendition's URLs must not come back with other bytes behind them), and
+     * media/ numbers its segments like the source's. */
+    struct rung old[MEDIA_TRANSCODE_MAX_RUNGS];
+    unsigned nold = ch->nrungs;
+    memcpy(old, ch->rung, sizeof old);
     ch->nrungs = 0;
     for (unsigned i = 0; i < n && i < MEDIA_TRANSCODE_MAX_RUNGS; i++) {
         struct rung *g = &ch->rung[i];
         memset(g, 0, sizeof *g);
         snprintf(g->label, sizeof g->label, "%up", rungs[i].height);
-        char name[RENDITION_NAME_MAX + 1];
-        snprintf(name, sizeof name, "%s-%s", g->label, ch->id);
-        /* A publisher that comes back with the same ladder continues the same renditions. */
-        g->r = media_hls_stream_rendition(ch->hls, AX_SLICE(name, strlen(name)));
+        for (unsigned k = 0; k < nold && !g->r; k++)
+            if (old[k].r && !media_hls_rendition_ended(old[k].r) &&
+                strcmp(old[k].label, g->label) == 0) {
+                g->r = old[k].r;
+                old[k].r = NULL;
+            }
         if (!g->r) {
+            char name[RENDITION_NAME_MAX + 1];
+            if (ch->publishes > 1)
+                snprintf(name, sizeof name, "%s-%s-%u", g->label, ch->id, ch->publishes);
+            else
+                snprintf(name, sizeof name, "%s-%s", g->label, ch->id);
             media_hls_rendition_config_t rc = {
                 .name = name, .track = MEDIA_TRACK_VIDEO, .bandwidth_hint = rungs[i].kbps * 1000};
             int err = media_hls_stream_add_rendition(ch->hls, &rc, &g->r);
@@ -363,6 +416,7 @@ static void on_tc_ready(struct edge_transcode *t, const edge_transcode_rung_t *r
             int err = media_hls_rendition_set_video_config(g->r, &rungs[i].avc);
             if (err < 0) {
                 media_error(ch, "rung video config", err);
+                media_hls_rendition_end(g->r);
                 g->r = NULL;
             }
         }
@@ -372,6 +426,12 @@ static void on_tc_ready(struct edge_transcode *t, const edge_transcode_rung_t *r
             off += (size_t)snprintf(desc + off, sizeof desc - off, "%s%ux%u %uk", i ? ", " : "",
                                     rungs[i].width, rungs[i].height, rungs[i].kbps);
     }
+    for (unsigned k = 0; k < nold; k++)
+        if (old[k].r && !media_hls_rendition_ended(old[k].r)) {
+            media_hls_rendition_end(old[k].r);
+            AX_LOG_I("edge transcode", "channel=%s rendition %s withdrawn (not in this ladder)",
+                     ch->name, media_hls_rendition_name(old[k].r));
+        }
     AX_LOG_I("edge transcode", "channel=%s transcoding: %s", ch->name, desc);
     ch->tc_pending = false;
     wake_starting(ch);
@@ -397,7 +457,7 @@ static void on_tc_dropped(struct edge_transcode *t, unsigned rung)
     struct edge_channel *ch = edge_transcode_data(t);
     if (!ch || rung >= ch->nrungs)
         return;
-    ch->rung[rung].active = false;
+    rung_end(ch, rung, "the transcoder fell behind real time");
 }
 
 static void on_tc_failed(struct edge_transcode *t)
@@ -410,8 +470,7 @@ static void on_tc_failed(struct edge_transcode *t)
     bool draining = ch->tc_draining;
     transcode_close(ch);
     ch->tc_draining = false;
-    for (unsigned i = 0; i < ch->nrungs; i++)
-        ch->rung[i].active = false;
+    rungs_end(ch, "the transcoder failed");
     wake_starting(ch);
     if (draining)
         channel_discontinuity(ch);
@@ -444,11 +503,11 @@ static const edge_transcode_cbs_t tc_cbs = {
  * rungs below the source, and admission (--max-transcodes, and no worker fell behind in
  * the last EDGE_TRANSCODE_OVERLOAD_MS). A refused stream is served source-only and the
  * streams already transcoding keep their ladders. A later, different config (the encoder
- * changed resolution) stops this publish's transcode.
+ * changed resolution) stops this publish's transcode. Rungs of the last publish that this
+ * one does not continue are withdrawn (rung_end); those withdrawn earlier are forgotten.
  */
 static void transcode_config(struct edge_channel *ch, const media_avc_config_t *cfg)
 {
-    struct edge *e = ch->edge;
     if (ch->tc_decided) {
         if (ch->tc && (cfg->record.len != ch->tc_src_len ||
                        memcmp(cfg->record.base, ch->tc_src, ch->tc_src_len) != 0)) {
@@ -456,14 +515,23 @@ static void transcode_config(struct edge_channel *ch, const media_avc_config_t *
                      "channel=%s source config changed: transcoding stopped for this publish",
                      ch->name);
             transcode_orphan(ch);
-            for (unsigned i = 0; i < ch->nrungs; i++)
-                ch->rung[i].active = false;
+            rungs_end(ch, "the source changed resolution or codec settings");
         }
         return;
     }
     ch->tc_decided = true;
+    rungs_forget_ended(ch);
+    if (!transcode_admit(ch, cfg))
+        rungs_end(ch, "this publish is not transcoded");
+}
+
+/* Starts this publish's transcoder when the edge transcodes, the source has rungs below it
+ * and the host has room; true when it started. */
+static bool transcode_admit(struct edge_channel *ch, const media_avc_config_t *cfg)
+{
+    struct edge *e = ch->edge;
     if (!e->cfg.transcode || e->cfg.nladder == 0)
-        return;
+        return false;
     media_transcode_rung_t want[EDGE_LADDER_MAX], sel[MEDIA_TRANSCODE_MAX_RUNGS];
     memset(want, 0, sizeof want);
     for (uint32_t i = 0; i < e->cfg.nladder; i++) {
@@ -473,10 +541,15 @@ static void transcode_config(struct edge_channel *ch, const media_avc_config_t *
         snprintf(want[i].preset, sizeof want[i].preset, "%s", e->cfg.x264_preset);
     }
     int n = media_transcode_ladder_select(cfg->width, cfg->height, want, e->cfg.nladder, sel);
-    if (n <= 0) {
+    if (n < 0) {
+        AX_LOG_E("edge transcode", "channel=%s ladder refused for a %ux%u source: %s; source only",
+                 ch->name, cfg->width, cfg->height, ax_strerror(n));
+        return false;
+    }
+    if (n == 0) {
         AX_LOG_I("edge transcode", "channel=%s source %ux%u: no rung below it, source only",
                  ch->name, cfg->width, cfg->height);
-        return;
+        return false;
     }
     unsigned cap = e->cfg.max_transcodes ? e->cfg.max_transcodes : uv_available_parallelism();
     size_t running = edge_transcode_count(e);
@@ -487,7 +560,7 @@ static void transcode_config(struct edge_channel *ch, const media_avc_config_t *
                  "channel=%s transcode refused: %zu of %u running (max-transcodes); served "
                  "source-only",
                  ch->name, running, cap);
-        return;
+        return false;
     }
     if (e->transcode_last_drop_ms && now - e->transcode_last_drop_ms < EDGE_TRANSCODE_OVERLOAD_MS) {
         e->m.transcodes_refused++;
@@ -495,11 +568,11 @@ static void transcode_config(struct edge_channel *ch, const media_avc_config_t *
                  "channel=%s transcode refused: a worker fell behind %llu ms ago (out of CPU); "
                  "served source-only",
                  ch->name, (unsigned long long)(now - e->transcode_last_drop_ms));
-        return;
+        return false;
     }
     if (edge_transcode_start(e, ch->name, cfg, sel, (size_t)n, &tc_cbs, ch, &ch->tc) < 0) {
         ch->tc = NULL;
-        return;
+        return false;
     }
     e->m.transcodes_started++;
     ch->tc_pending = true;
@@ -507,6 +580,7 @@ static void transcode_config(struct edge_channel *ch, const media_avc_config_t *
     ch->tc_src = ax_xmalloc(cfg->record.len ? cfg->record.len : 1);
     memcpy(ch->tc_src, cfg->record.base, cfg->record.len);
     ch->tc_src_len = cfg->record.len;
+    return true;
 }
 
 void edge_channel_on_video_config(struct edge_channel *ch, const media_avc_config_t *cfg)
@@ -630,7 +704,10 @@ static void on_hold_ready(media_hls_waiter_t *w, int status)
         return;
     }
     if (status < 0) {
-        edge_http_send_error(h->edge, h->req, 404, "this part will never exist", CC_MISSING);
+        edge_http_send_error(h->edge, h->req, 404,
+                             h->kind == HOLD_PLAYLIST ? RENDITION_WITHDRAWN
+                                                      : "this part will never exist",
+                             CC_MISSING);
         return;
     }
     h->edge->m.holds_answered++;
@@ -783,6 +860,10 @@ static void serve_playlist(struct edge *e, struct edge_channel *ch, h2o_req_t *r
     int rc = media_hls_rendition_playlist(r, p->skip, &part);
     if (rc == 0) {
         send_part(ch, req, part, ctype, h && h->blocking ? CC_BLOCKING : CC_PLAYLIST);
+        return;
+    }
+    if (rc == AX_ENOENT) {
+        edge_http_send_error(e, req, 404, RENDITION_WITHDRAWN, CC_MISSING);
         return;
     }
     if (rc == AX_EAGAIN) {

@@ -9,6 +9,7 @@
 
 #include "aethex/common/alloc.h"
 #include "aethex/common/error.h"
+#include "aethex/media/transcode.h"
 
 /* 720p, 480p, 360p: the ladder; widths follow the source's aspect (854 at 16:9). */
 #define EDGE_DEFAULT_LADDER "x720@2800,x480@1200,x360@700"
@@ -150,17 +151,6 @@ bad:
             "at '%.32s'",
             p);
     return AX_EINVAL;
-}
-
-static bool preset_valid(const char *v)
-{
-    static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster",
-                                          "fast",      "medium",    "slow",     "slower",
-                                          "veryslow",  "placebo"};
-    for (size_t i = 0; i < AX_ARRAY_SIZE(presets); i++)
-        if (!strcmp(v, presets[i]))
-            return true;
-    return false;
 }
 
 enum opt_kind {
@@ -340,7 +330,7 @@ int edge_config_set(edge_config_t *c, const char *name, const char *value, char 
         return 0;
     }
     case OPT_PRESET:
-        if (!preset_valid(value)) {
+        if (!media_transcode_preset_valid(value)) {
             set_err(err, errlen, "'%s': not an x264 preset: '%s'", name, value);
             return AX_EINVAL;
         }

@@ -3,7 +3,8 @@
 
     transcode_it.py --edge BUILD/edge/aethex-edge TEST
 
-TEST is one of: ladder, hlsjs_switch, admission (ctest edge.transcode_<TEST>). Uses
+TEST is one of: ladder, admission, hlsjs_switch, drop, drop_hlsjs, reconnect
+(ctest edge.transcode_<TEST>). Uses
 edge_it.py's helpers (an edge on port 0, ffmpeg publishers, HTTP with deadlines).
 """
 import argparse
@@ -18,8 +19,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from edge_it import (ROOT, Edge, Fail, check, get, log, playlist, publisher,  # noqa: E402
-                     stop_proc, wait_for, wait_master)
+from edge_it import (ROOT, Edge, Fail, Playlist, check, get, log, playlist,  # noqa: E402
+                     publisher, stop_proc, wait_for, wait_master)
 
 
 def stream_infs(master):
@@ -268,7 +269,242 @@ def t_hlsjs_switch(a, tmp):
         edge.kill()
 
 
-TESTS = {"ladder": t_ladder, "admission": t_admission, "hlsjs_switch": t_hlsjs_switch}
+def rendition_dir(uri):
+    return uri.rsplit("/", 1)[0]
+
+
+def t_drop(a, tmp):
+    """A worker that cannot keep up drops its lowest rung, then the next: each one is withdrawn
+    (404, gone from the master and from the reports, held requests answered at once), the
+    source never waits, and the next publish is not transcoded while the host is short of CPU.
+    Overload for real: libx264's placebo preset is far slower than real time for a 720p source
+    on any machine we run on."""
+    edge = Edge(a.edge, tmp, ["--accept-any-key", "--x264-preset", "placebo"])
+    pub = pub2 = None
+    held = {}
+    try:
+        pub = publisher(edge.rtmp, "drop", 40, size="1280x720", tmp=tmp)
+        master = wait_master(edge, "drop", 20)
+        log("first master:\n" + master)
+        uris = [u for _, u in stream_infs(master)]
+        check(len(uris) == 3, "expected source + 480p + 360p:\n" + master)
+        src, r480, r360 = uris
+
+        # A viewer on 360p: blocking reloads for its next part, until it is withdrawn.
+        def hold_360():
+            q = "?_HLS_msn=0&_HLS_part=0"
+            for _ in range(400):
+                t0 = time.monotonic()
+                st, h, body = get(edge.http, "/live/drop/" + r360 + q, timeout=30)
+                held.update(status=st, body=body, secs=time.monotonic() - t0,
+                            at=time.monotonic(), n=held.get("n", 0) + 1)
+                if st != 200:
+                    return
+                pl = Playlist(body.decode())
+                m = re.match(r"part-(\d+)\.(\d+)\.m4s", pl.preload or "")
+                if not m:
+                    return
+                q = "?_HLS_msn=%s&_HLS_part=%s" % m.groups()
+        import threading
+        th = threading.Thread(target=hold_360)
+        th.start()
+
+        def dropped(label):
+            return ("rendition %s withdrawn (the transcoder fell behind real time)" %
+                    rendition_dir(label)) in edge.log_text()
+        wait_for(lambda: dropped(r360), 30, "360p to be dropped and withdrawn")
+        t_drop360 = time.monotonic()
+        wait_for(lambda: dropped(r480), 30, "480p to be dropped and withdrawn")
+        th.join(35)
+        text = edge.log_text()
+        check(re.search(r"channel=drop behind real time \(frame waited \d+ ms, \d+ queued\): "
+                        r"rung 1 dropped", text), "the 360p drop is not logged with its cause")
+        log("360p viewer: %d requests, the last one %d after %.2f s" %
+            (held.get("n", 0), held.get("status", 0), held.get("secs", -1)))
+        check(held.get("status") == 404 and b"withdrawn" in held["body"],
+              "the held 360p request did not end in a 404 naming the withdrawal: %r" % held)
+        check(held["at"] <= t_drop360 + 1.0,
+              "the held request was not answered when 360p was withdrawn")
+        for u in (r360, r480):
+            st, h, body = get(edge.http, "/live/drop/" + u)
+            check(st == 404 and b"withdrawn" in body, "GET %s after the drop -> %d %r" %
+                  (u, st, body[:120]))
+        master = fetch(edge, "/live/drop/index.m3u8").decode()
+        check([u for _, u in stream_infs(master)] == [src],
+              "the master still lists withdrawn renditions:\n" + master)
+        check(metric(edge, "aethex_edge_transcode_rungs_dropped_total") == 2, "dropped_total != 2")
+
+        # The source never waited on the transcoder: over 6 s of wall time its playlist
+        # advanced by about 6 s of media, and no report names a withdrawn rendition.
+        def media_end(pl):
+            return sum(p[3] for p in pl.parts if p[0] >= pl.segments[-1][0] + 1) + \
+                (pl.segments[-1][2] or 0) + pl.segments[-1][3]
+        pl0, _ = playlist(edge, "/live/drop/" + src)
+        w0 = time.monotonic()
+        time.sleep(6)
+        pl1, _ = playlist(edge, "/live/drop/" + src)
+        advanced = media_end(pl1) - media_end(pl0)
+        wall = time.monotonic() - w0
+        log("source advanced %.2f s of media in %.2f s" % (advanced, wall))
+        check(advanced > wall - 1.0, "the source fell behind real time: %.2f s in %.2f s" %
+              (advanced, wall))
+        check(rendition_dir(r360) not in pl1.text and rendition_dir(r480) not in pl1.text,
+              "a rendition report names a withdrawn rendition:\n" + pl1.text)
+
+        # The publisher reconnects: no transcode while the host is short of CPU, and the
+        # withdrawn renditions are forgotten.
+        stop_proc(pub)
+        pub = None
+        pub2 = publisher(edge.rtmp, "drop", 12, size="1280x720", tmp=tmp, name="pub2")
+        wait_for(lambda: "channel=drop transcode refused: a worker fell behind" in
+                 edge.log_text(), 20, "the reconnect to be refused a transcode")
+        pl, _ = playlist(edge, "/live/drop/" + src)
+        n0 = pl.next_msn
+        wait_for(lambda: playlist(edge, "/live/drop/" + src)[0].next_msn >= n0 + 2, 15,
+                 "the source to advance after the reconnect")
+        pl, _ = playlist(edge, "/live/drop/" + src)
+        check(pl.discontinuities >= 1, "no discontinuity after the reconnect:\n" + pl.text)
+        master = fetch(edge, "/live/drop/index.m3u8").decode()
+        check([u for _, u in stream_infs(master)] == [src], "master after reconnect:\n" + master)
+        check(edge.stop() == 0, "edge did not stop cleanly")
+        check("left open at stop" not in edge.log_text(), "handles left open")
+    finally:
+        stop_proc(pub)
+        stop_proc(pub2)
+        edge.kill()
+
+
+def t_drop_hlsjs(a, tmp):
+    """hls.js starts on the lowest rung of a stream whose worker cannot keep up: each rung it
+    tries is withdrawn under it, it moves on, and it then plays the source without a stall."""
+    play = os.path.join(ROOT, "tests", "browser", "play.js")
+    check(os.path.exists(play), "tests/browser/play.js missing")
+    edge = Edge(a.edge, tmp, ["--accept-any-key", "--x264-preset", "placebo"])
+    pub = None
+    try:
+        pub = publisher(edge.rtmp, "droph", 45, size="1280x720", tmp=tmp)
+        master = wait_master(edge, "droph", 20)
+        check(len(stream_infs(master)) == 3, "expected 3 levels:\n" + master)
+        url = "http://127.0.0.1:%d/live/droph/index.m3u8" % edge.http
+        r = subprocess.run(["node", play, "--url", url, "--seconds", "15", "--low-latency",
+                            "--settle", "2", "--startup-timeout", "25",
+                            "--hls-config", '{"startLevel":0}'],
+                           capture_output=True, text=True, timeout=120)
+        log("play.js stderr:", r.stderr[-2000:])
+        log("play.js:", r.stdout.strip()[-3000:])
+        rep = json.loads(r.stdout.strip().splitlines()[-1])
+        check(rep.get("ok"), "hls.js did not keep playing: %s" % rep.get("failures"))
+        text = edge.log_text()
+        check("withdrawn (the transcoder fell behind real time)" in text, "no rung was dropped")
+        withdrawn_404 = [e for e in rep.get("errors", []) if "http=404" in e]
+        log("404s hls.js saw:", withdrawn_404[:6])
+        switches = rep.get("level_switch_log") or []
+        log("level switches:", switches)
+        check(rep["levels"] and max(l["height"] or 0 for l in rep["levels"]) == 720, "levels")
+        # Where it ended up: the source (the only level left).
+        check(rep.get("playlist", {}).get("level") is not None, "no level loaded")
+        top = max(range(len(rep["levels"])), key=lambda i: rep["levels"][i]["bitrate"] or 0)
+        check(rep["playlist"]["level"] == top, "hls.js is not on the source at the end: %r" %
+              rep["playlist"])
+        check(edge.stop() == 0, "edge did not stop cleanly")
+    finally:
+        stop_proc(pub)
+        edge.kill()
+
+
+def t_reconnect(a, tmp):
+    """A publisher that reconnects keeps its viewers' renditions: the same URIs continue after
+    one EXT-X-DISCONTINUITY with segment numbers, durations and keyframes still lined up.
+    A reconnect with a smaller source withdraws the rungs the new ladder lacks; a rung that
+    comes back later gets a new name and the source's segment numbers."""
+    edge = Edge(a.edge, tmp, ["--accept-any-key"])
+    pub = None
+    try:
+        def publish(size, seconds, name):
+            p = publisher(edge.rtmp, "rc", seconds, size=size, tmp=tmp, name=name)
+            check(wait_for(lambda: p.poll() is not None, seconds + 20, name + " to end") is not
+                  None, "")
+            return p
+
+        def lined_up(uris, what):
+            pls = {u: playlist(edge, "/live/rc/" + u)[0] for u in uris}
+            common = set.intersection(*[set(s[0] for s in pls[u].segments) for u in uris])
+            check(len(common) >= 2, "%s: renditions share < 2 segment numbers: %r" %
+                  (what, {u: [s[0] for s in pls[u].segments] for u in uris}))
+            for msn in sorted(common):
+                durs = [next(s[3] for s in pls[u].segments if s[0] == msn) for u in uris]
+                check(max(durs) - min(durs) < 0.001, "%s: seg %d durations differ: %r" %
+                      (what, msn, durs))
+            tf = {}
+            for u in uris:
+                seg = fetch(edge, "/live/rc/%s/seg-%d.m4s" % (rendition_dir(u), max(common)))
+                tf[u] = first_times(seg)
+            check(len(set(tf.values())) == 1, "%s: first sample times differ: %r" % (what, tf))
+            return pls
+
+        pub = publish("1280x720", 9, "pub1")
+        m1 = fetch(edge, "/live/rc/index.m3u8").decode()
+        u1 = [u for _, u in stream_infs(m1)]
+        check(len(u1) == 3, "first publish: expected 3 renditions:\n" + m1)
+        time.sleep(1)
+        pub = publish("1280x720", 9, "pub2")
+        m2 = fetch(edge, "/live/rc/index.m3u8").decode()
+        check([u for _, u in stream_infs(m2)] == u1, "the second publish did not continue the "
+              "same renditions:\n%s\nvs\n%s" % (m1, m2))
+        pls = lined_up(u1, "after reconnect")
+        for u in u1:
+            check(pls[u].discontinuities == 1 or "#EXT-X-DISCONTINUITY-SEQUENCE:1" in pls[u].text,
+                  "%s: expected one discontinuity:\n%s" % (u, pls[u].text))
+        # Decodable after the discontinuity, keyframes included.
+        for u in u1:
+            pl = pls[u]
+            init = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', pl.text)[-1]
+            base = "/live/rc/" + rendition_dir(u)
+            blob = fetch(edge, base + "/" + init) + fetch(edge, "%s/seg-%d.m4s" %
+                                                           (base, pl.segments[-1][0]))
+            path = os.path.join(tmp, "rc-%s.mp4" % rendition_dir(u))
+            open(path, "wb").write(blob)
+            frames = probe_frames(path)
+            check(len(frames) >= 30 and frames[0][1] == 1, "%s: last segment after the "
+                  "reconnect does not decode from a keyframe (%d frames)" % (u, len(frames)))
+
+        # A 480p source: its ladder is 360p only. 480p is withdrawn, 360p continues.
+        time.sleep(1)
+        pub = publish("854x480", 9, "pub3")
+        m3 = fetch(edge, "/live/rc/index.m3u8").decode()
+        u3 = [u for _, u in stream_infs(m3)]
+        log("master after the 480p publish:\n" + m3)
+        check(u3 == [u1[0], u1[2]], "expected the source and the same 360p:\n" + m3)
+        st, h, body = get(edge.http, "/live/rc/" + u1[1])
+        check(st == 404 and b"withdrawn" in body, "old 480p playlist -> %d" % st)
+        check("rendition %s withdrawn (not in this ladder)" % rendition_dir(u1[1]) in
+              edge.log_text(), "the withdrawal is not logged")
+        lined_up(u3, "after the 480p publish")
+
+        # 720p again: 360p continues, 480p comes back under a new name, numbered like the
+        # source; the withdrawn one is gone for good.
+        time.sleep(1)
+        pub = publish("1280x720", 9, "pub4")
+        m4 = fetch(edge, "/live/rc/index.m3u8").decode()
+        u4 = [u for _, u in stream_infs(m4)]
+        log("master after the second 720p publish:\n" + m4)
+        check(len(u4) == 3 and u4[0] == u1[0] and u4[2] == u1[2] and u4[1] != u1[1],
+              "expected source, a new 480p, the same 360p:\n" + m4)
+        check(u4[1].startswith("480p-") and rendition_dir(u4[1]).endswith("-4"),
+              "new 480p name: %s" % u4[1])
+        st, h, body = get(edge.http, "/live/rc/%s/seg-0.m4s" % rendition_dir(u1[1]))
+        check(st == 404, "the forgotten 480p still serves segments (%d)" % st)
+        pls = lined_up(u4, "after the second 720p publish")
+        check(pls[u4[1]].media_sequence > 0, "the new 480p did not take the source's numbers")
+        check(edge.stop() == 0, "edge did not stop cleanly")
+        check("left open at stop" not in edge.log_text(), "handles left open")
+    finally:
+        stop_proc(pub)
+        edge.kill()
+
+
+TESTS = {"ladder": t_ladder, "admission": t_admission, "hlsjs_switch": t_hlsjs_switch,
+         "drop": t_drop, "drop_hlsjs": t_drop_hlsjs, "reconnect": t_reconnect}
 
 
 def main():

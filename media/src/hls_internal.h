@@ -99,6 +99,8 @@ void media_cmaf__aac_codec_string(uint8_t object_type, char *out, size_t size);
 #define HLS_TIMELINE_SLACK_MS 500
 /* Two segment starts this close (1 ms at 90 kHz) are the same instant (align_with_lead). */
 #define HLS_ALIGN_SLACK_TICKS 90
+/* The highest limits.max_renditions accepted (and what a master playlist can list). */
+#define HLS_MAX_RENDITIONS 64
 
 struct hls_part_rec {
     media_part_t *bytes;        /* owned reference */

@@ -250,10 +250,24 @@ int media_hls__render_master(media_hls_stream_t *s, media_part_t **res)
         if (audio == NULL)
             audio = r;
     }
-    for (size_t i = 0; i < s->nr; i++) {
+    /* Variants tallest first (the source, then the rungs down), whatever order they were
+     * added in: players that start with the first entry start with the source, and the
+     * order does not change with measured bit rates. Stable: ties keep their order. */
+    const media_hls_rendition_t *order[HLS_MAX_RENDITIONS];
+    size_t n = 0;
+    for (size_t i = 0; i < s->nr && n < HLS_MAX_RENDITIONS; i++) {
         const media_hls_rendition_t *r = s->r[i];
         if (r->ended || (any_video && r->track != MEDIA_TRACK_VIDEO))
             continue;
+        size_t k = n++;
+        while (k > 0 && order[k - 1]->height < r->height) {
+            order[k] = order[k - 1];
+            k--;
+        }
+        order[k] = r;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const media_hls_rendition_t *r = order[i];
         uint64_t pk, av;
         bitrates(r, &pk, &av);
         if (r->track == MEDIA_TRACK_VIDEO) {

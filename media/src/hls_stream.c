@@ -58,7 +58,7 @@ static int resolve_config(const media_hls_config_t *in, media_hls_config_t *c)
     const media_hls_limits_t *l = &c->limits;
     if (l->max_frame_bytes < 1024 || l->max_frame_bytes > (64u << 20) ||
         l->max_samples_per_part < 8 || l->max_samples_per_part > 4096 || l->max_renditions < 1 ||
-        l->max_renditions > 64 || l->max_waiters < 1 || l->max_query_len < 64)
+        l->max_renditions > HLS_MAX_RENDITIONS || l->max_waiters < 1 || l->max_query_len < 64)
         return AX_EINVAL;
     return 0;
 }

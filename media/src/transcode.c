@@ -15,6 +15,7 @@
  */
 #include "aethex/media/transcode.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,12 +23,14 @@
 #include <libavcodec/avcodec.h>
 #include <libavutil/error.h>
 #include <libavutil/frame.h>
+#include <libavutil/log.h>
 #include <libavutil/mem.h>
 #include <libavutil/opt.h>
 #include <libswscale/swscale.h>
 
 #include "aethex/common/alloc.h"
 #include "aethex/common/error.h"
+#include "aethex/common/log.h"
 #include "transcode_internal.h"
 
 /* Source keyframe timestamps awaiting their decoded picture. The decoder's delay (reorder
@@ -84,8 +87,8 @@ struct media_transcoder {
 
 /* ---- ladder ---------------------------------------------------------------------------- */
 
-static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster",  "fast",
-                                      "medium",    "slow",      "slower",   "veryslow"};
+static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+                                      "medium",    "slow",      "slower",   "veryslow", "placebo"};
 static const char *const profiles[] = {"baseline", "main", "high"};
 
 static bool name_in(const char *name, size_t cap, const char *const *list, size_t n)
@@ -128,6 +131,11 @@ static bool dim_ok(uint32_t d)
 static bool kbps_ok(uint32_t k)
 {
     return k >= MEDIA_TRANSCODE_MIN_KBPS && k <= MEDIA_TRANSCODE_MAX_KBPS;
+}
+
+bool media_transcode_preset_valid(const char *name)
+{
+    return name_in(name, strlen(name) + 1, presets, AX_ARRAY_SIZE(presets));
 }
 
 int media_transcode_ladder_select(uint32_t src_w, uint32_t src_h, const media_transcode_rung_t *in,
@@ -384,12 +392,38 @@ static int open_rung(media_transcoder_t *t, const media_transcode_config_t *cfg,
     return 0;
 }
 
+/* libav* and libx264 log through av_log to stderr by default, several lines per encoder at
+ * info level. Ours: warnings and errors only, one line each, in our log format. */
+static void av_log_line(void *avcl, int level, const char *fmt, va_list vl)
+{
+    if (level > AV_LOG_WARNING)
+        return;
+    char line[400];
+    int prefix = 1;
+    av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &prefix);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    if (n == 0)
+        return;
+    ax_log(level <= AV_LOG_ERROR ? AX_LOG_ERROR : AX_LOG_WARN, "media transcode", "libav: %s",
+           line);
+}
+
+static pthread_once_t av_log_installed = PTHREAD_ONCE_INIT;
+
+static void av_log_install(void)
+{
+    av_log_set_callback(av_log_line);
+}
+
 int media_transcoder_new(const media_transcode_config_t *cfg, media_transcoder_t **out,
                          char *errmsg)
 {
     *out = NULL;
     if (errmsg != NULL)
         errmsg[0] = '\0';
+    pthread_once(&av_log_installed, av_log_install);
     if (cfg == NULL || cfg->source == NULL || cfg->on_frame == NULL ||
         cfg->source->record.base == NULL || cfg->source->record.len == 0 ||
         cfg->source->record.len > MAX_RECORD || (cfg->nrungs && cfg->rungs == NULL))

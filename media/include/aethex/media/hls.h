@@ -310,7 +310,7 @@ const char *media_hls_rendition_content_type(const media_hls_rendition_t *r,
 
 /*
  * The master playlist: EXT-X-MEDIA for the audio rendition(s) (GROUP-ID "audio") and one
- * EXT-X-STREAM-INF per video rendition with BANDWIDTH (peak segment bit rate, audio
+ * EXT-X-STREAM-INF per video rendition, tallest first (ties in the order added), with BANDWIDTH (peak segment bit rate, audio
  * included), AVERAGE-BANDWIDTH, CODECS (from the stream's configs, e.g. "avc1.64001f,
  * mp4a.40.2"), RESOLUTION, FRAME-RATE and AUDIO. Ended renditions are left out. *out is a new reference (cached: the same
  * bytes are shared until something changes). Returns 0, AX_EAGAIN (some rendition has no

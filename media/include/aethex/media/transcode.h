@@ -133,6 +133,9 @@ typedef struct media_transcode_stats {
  */
 size_t media_transcode_default_ladder(media_transcode_rung_t *out, size_t cap);
 
+/* True when `name` is one of libx264's presets (ultrafast .. veryslow, placebo). */
+bool media_transcode_preset_valid(const char *name);
+
 /*
  * Chooses the rungs to encode for a src_w x src_h source: drops every rung whose height or
  * width would be >= the source's (never upscale; an equal rung is the source itself, which
