@@ -131,7 +131,7 @@ static int set_join(coord_config_t *c, const char *value, char *errmsg)
         memcpy(dst, p, n);
         dst[n] = '\0';
         if (coord_config_check_address(dst, 0) != 0)
-            ERR(AX_EINVAL, "join: '%s' is not a numeric host:port", dst);
+            ERR(AX_EINVAL, "join: '%.64s' is not a numeric host:port", dst);
         c->njoin++;
         if (!end)
             break;
