@@ -17,6 +17,11 @@ void ax_log_set_level(ax_log_level_t level)
     min_level = level;
 }
 
+ax_log_level_t ax_log_get_level(void)
+{
+    return min_level;
+}
+
 int ax_log_parse_level(const char *s, ax_log_level_t *out)
 {
     for (int i = 0; i < AX_LOG_LEVEL_COUNT; i++) {

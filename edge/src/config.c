@@ -249,6 +249,8 @@ static const struct opt opts[] = {
     {"x264-preset", OPT_PRESET, OFF(x264_preset), 0, 0, "libx264 preset of every rung"},
     {"max-transcodes", OPT_U32, OFF(max_transcodes), 0, 4096,
      "transcoded streams at once (0 = one per CPU); more are served source-only"},
+    {"transcode-module", OPT_PATH, OFF(transcode_module), 0, 0,
+     "the transcoder module (default: aethex-transcode.so next to the executable)"},
 };
 #undef OFF
 

@@ -93,6 +93,9 @@ typedef struct edge_config {
     uint32_t nladder;
     char x264_preset[EDGE_PRESET_LEN]; /* --x264-preset */
     uint32_t max_transcodes;           /* transcodes at once; 0 = one per CPU */
+    /* The transcoder module (aethex-transcode.so), loaded at start when transcode is on;
+     * "" = next to the executable. */
+    char transcode_module[EDGE_PATH_LEN];
 } edge_config_t;
 
 /* Fills the defaults: RTMP 127.0.0.1:1935, HTTP 127.0.0.1:8080, no TLS, info logs. */

@@ -264,6 +264,21 @@ void edge_http_stop(struct edge *e);
  * of CPU); on top of --max-transcodes. */
 #define EDGE_TRANSCODE_OVERLOAD_MS 30000
 
+/* The transcoder module's file name (media/transcode.h, "Loading the transcoder on demand"). */
+#define EDGE_TRANSCODE_MODULE "aethex-transcode.so"
+
+/*
+ * Loads the transcoder module (`path`, or "" for EDGE_TRANSCODE_MODULE next to the
+ * executable) with dlopen, checks its table's version and size, and passes it the log level.
+ * Called once at start when transcoding is on; the module is never unloaded. Returns 0, or
+ * AX_ENOENT / AX_EINVAL / AX_EMSGSIZE with the reason in `err`.
+ */
+int edge_transcode_load(const char *path, char *err, size_t errlen);
+/* Tests: use the statically linked transcoder (&media_transcode_ops). */
+void edge_transcode_use_ops(const media_transcode_ops_t *ops);
+/* True once a transcoder is available: edge_transcode_start() needs it. */
+bool edge_transcode_loaded(void);
+
 struct edge_transcode;
 
 /* A rung as opened: its size, rate and decoder configuration (borrowed during on_ready). */

@@ -189,6 +189,11 @@ int main(int argc, char **argv)
         return 2;
     }
     ax_log_set_level(e->cfg.log_level);
+    if (e->cfg.transcode && e->cfg.nladder > 0 &&
+        edge_transcode_load(e->cfg.transcode_module, err, sizeof err) < 0) {
+        fprintf(stderr, "aethex-edge: %s (or run with --transcode off)\n", err);
+        return 2;
+    }
     edge_keys_init(&e->keys);
     if (e->cfg.coordinator[0] && e->cfg.no_coordinator) {
         fprintf(stderr, "aethex-edge: --coordinator and --no-coordinator exclude each other\n");

@@ -25,8 +25,10 @@
  * The out queue has no limit of its own: every item in it comes from a frame that passed
  * the in queue's limits, and the loop empties it at every wakeup.
  */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aethex/common/alloc.h"
 #include "aethex/common/error.h"
@@ -89,6 +91,60 @@ struct edge_transcode {
     bool thread_started, joined, closing, done, need_keyframe;
 };
 
+/* The transcoder's entry points: the module's (edge_transcode_load) or, in tests, the
+ * statically linked ones (edge_transcode_use_ops). One per process, set before any worker. */
+static const media_transcode_ops_t *ops;
+
+void edge_transcode_use_ops(const media_transcode_ops_t *o)
+{
+    ops = o;
+}
+
+bool edge_transcode_loaded(void)
+{
+    return ops != NULL;
+}
+
+int edge_transcode_load(const char *path, char *err, size_t errlen)
+{
+    char def[EDGE_PATH_LEN];
+    if (!path || !path[0]) {
+        /* Next to the executable: build/edge/ in a build tree, the same directory when
+         * installed. */
+        ssize_t n = readlink("/proc/self/exe", def, sizeof def - 1);
+        if (n <= 0) {
+            snprintf(err, errlen, "transcoder module: cannot find the executable's directory");
+            return AX_ENOENT;
+        }
+        def[n] = '\0';
+        char *slash = strrchr(def, '/');
+        size_t dir = slash ? (size_t)(slash - def) + 1 : 0;
+        if (dir + sizeof EDGE_TRANSCODE_MODULE > sizeof def) {
+            snprintf(err, errlen, "transcoder module: executable path too long");
+            return AX_EMSGSIZE;
+        }
+        memcpy(def + dir, EDGE_TRANSCODE_MODULE, sizeof EDGE_TRANSCODE_MODULE);
+        path = def;
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(err, errlen, "transcoder module: %s", dlerror());
+        return AX_ENOENT;
+    }
+    const media_transcode_ops_t *o = dlsym(h, MEDIA_TRANSCODE_OPS_SYMBOL);
+    if (!o || o->version != MEDIA_TRANSCODE_OPS_VERSION || o->size != sizeof *o) {
+        snprintf(err, errlen, "transcoder module %.200s: %s", path,
+                 o ? "built for another version of aethex-edge" : "not a transcoder module");
+        dlclose(h);
+        return AX_EINVAL;
+    }
+    o->set_log_level((int)ax_log_get_level());
+    /* Never unloaded: worker threads and libav* keep pointers into it until exit. */
+    ops = o;
+    AX_LOG_I("edge transcode", "transcoder module loaded: %s", path);
+    return 0;
+}
+
 static void queue_init(struct item_queue *q)
 {
     q->head = NULL;
@@ -139,7 +195,7 @@ static void post(struct edge_transcode *t, struct item *it)
 
 static void on_rung_frame(media_transcoder_t *tc, unsigned rung, const media_frame_t *f)
 {
-    struct edge_transcode *t = media_transcoder_data(tc);
+    struct edge_transcode *t = ops->transcoder_data(tc);
     struct item *it = item_new(ITEM_FRAME, f->data.len);
     it->rung = (int)rung;
     it->f = *f;
@@ -183,16 +239,16 @@ static bool worker_open(struct edge_transcode *t, const media_frame_t *first)
         .x264_params = t->x264_params[0] ? t->x264_params : NULL,
     };
     char err[AX_ERRMSG_LEN] = "";
-    int rc = media_transcoder_new(&cfg, &t->tc, err);
+    int rc = ops->transcoder_new(&cfg, &t->tc, err);
     if (rc < 0) {
         post_failed(t, "transcoder: %s", err[0] ? err : ax_strerror(rc));
         return false;
     }
-    unsigned n = media_transcoder_rung_count(t->tc);
+    unsigned n = ops->transcoder_rung_count(t->tc);
     size_t bytes = 0;
     for (unsigned i = 0; i < n; i++) {
         media_transcode_rung_info_t info;
-        media_transcoder_rung(t->tc, i, &info);
+        ops->transcoder_rung(t->tc, i, &info);
         bytes += info.avc.record.len;
     }
     struct item *it = item_new(ITEM_READY, bytes);
@@ -200,7 +256,7 @@ static bool worker_open(struct edge_transcode *t, const media_frame_t *first)
     size_t off = 0;
     for (unsigned i = 0; i < n; i++) {
         media_transcode_rung_info_t info;
-        media_transcoder_rung(t->tc, i, &info);
+        ops->transcoder_rung(t->tc, i, &info);
         edge_transcode_rung_t *r = &it->rungs[i];
         r->width = info.rung.width;
         r->height = info.rung.height;
@@ -232,7 +288,7 @@ static void maybe_drop(struct edge_transcode *t, const struct item *it, uint32_t
         return;
     if (t->last_drop_ns && now - t->last_drop_ns < EDGE_TRANSCODE_DROP_COOLDOWN_MS * 1000000ull)
         return;
-    int rung = media_transcoder_drop_rung(t->tc);
+    int rung = ops->transcoder_drop_rung(t->tc);
     if (rung < 0)
         return;
     t->last_drop_ns = now;
@@ -285,7 +341,7 @@ static void worker_main(void *arg)
         if (it->kind == ITEM_FLUSH) {
             ax_free(it);
             if (open && !failed)
-                media_transcoder_flush(t->tc);
+                ops->transcoder_flush(t->tc);
             post_batch(t, &batch);
             post(t, item_new(ITEM_DONE, 0));
             break;
@@ -297,12 +353,12 @@ static void worker_main(void *arg)
         if (open && !failed && t->active_rungs > 0) {
             maybe_drop(t, it, backlog);
             if (t->active_rungs > 0) {
-                int rc = media_transcoder_push(t->tc, &it->f);
+                int rc = ops->transcoder_push(t->tc, &it->f);
                 /* Malformed frames are skipped by the transcoder; the rest is fatal. */
                 if (rc == AX_ENOMEM || rc == AX_EIO || rc == AX_EBADSTATE) {
                     failed = true;
                     post_batch(t, &batch);
-                    post_failed(t, "transcoder: %s", media_transcoder_errmsg(t->tc));
+                    post_failed(t, "transcoder: %s", ops->transcoder_errmsg(t->tc));
                 }
             }
         }
@@ -360,6 +416,10 @@ int edge_transcode_start(struct edge *e, const char *channel, const media_avc_co
                          const media_transcode_rung_t *rungs, size_t nrungs,
                          const edge_transcode_cbs_t *cb, void *data, struct edge_transcode **out)
 {
+    if (!ops) {
+        AX_LOG_E("edge transcode", "channel=%s no transcoder loaded", channel);
+        return AX_ENOTSUP;
+    }
     struct edge_transcode *t = ax_xcalloc(1, sizeof *t);
     t->edge = e;
     t->cb = *cb;
@@ -467,7 +527,8 @@ void edge_transcode_close(struct edge_transcode *t)
         uv_thread_join(&t->thread);
         t->joined = true;
     }
-    media_transcoder_free(t->tc);
+    if (t->tc)
+        ops->transcoder_free(t->tc);
     t->tc = NULL;
     queue_free(&t->in);
     queue_free(&t->out);

@@ -334,6 +334,11 @@ def t_ffprobe_live(a, tmp):
     try:
         pub = publisher(edge.rtmp, "probe1", 14, size="1280x720", tmp=tmp)
         master = wait_master(edge, "probe1", 15)
+        # Not transcoding: the transcoder module (and libavcodec with its ~100 shared
+        # objects) is never loaded.
+        maps = open("/proc/%d/maps" % edge.proc.pid).read()
+        check("aethex-transcode.so" not in maps and "libavcodec" not in maps,
+              "--transcode off, yet the transcoder or libavcodec is mapped")
         log("master playlist:\n" + master)
         check("CODECS=" in master and "avc1." in master and "mp4a.40" in master,
               "master lacks CODECS avc1/mp4a")

@@ -349,6 +349,7 @@ static void worker__no_b_frames_in_the_source_none_in_the_rung(void **state)
 
 int main(void)
 {
+    edge_transcode_use_ops(&media_transcode_ops); /* linked in, not the module */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(worker__delivers_every_frame_then_done, setup, teardown),
         cmocka_unit_test_setup_teardown(worker__close_joins_a_busy_worker, setup, teardown),

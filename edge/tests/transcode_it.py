@@ -101,9 +101,21 @@ def metric(edge, name):
 
 
 def t_ladder(a, tmp):
+    # Transcoding on needs the module: a missing or foreign one stops the start with a reason.
+    for path, why in (("/nonexistent/aethex-transcode.so", "cannot open shared object"),
+                      (a.edge, "cannot dynamically load")):
+        r = subprocess.run([a.edge, "--accept-any-key", "--no-coordinator", "--rtmp-listen",
+                            "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--transcode-module",
+                            path], capture_output=True, text=True, timeout=10)
+        log("--transcode-module %s: exit %d: %s" % (path, r.returncode, r.stderr.strip()))
+        check(r.returncode == 2 and "transcoder module" in r.stderr and why in r.stderr,
+              "a bad --transcode-module did not stop the start with a reason")
     edge = Edge(a.edge, tmp, ["--accept-any-key"])
     pub = None
     try:
+        check("transcoder module loaded: " in edge.log_text(), "module load not logged")
+        maps = open("/proc/%d/maps" % edge.proc.pid).read()
+        check("aethex-transcode.so" in maps and "libavcodec" in maps, "module not mapped")
         pub = publisher(edge.rtmp, "abr", 12, size="1280x720", tmp=tmp)
         master = wait_master(edge, "abr", 20)
         log("first master:\n" + master)

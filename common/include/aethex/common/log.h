@@ -16,6 +16,7 @@ typedef enum {
 
 /* Lines below `level` are dropped. Default: AX_LOG_INFO. */
 void ax_log_set_level(ax_log_level_t level);
+ax_log_level_t ax_log_get_level(void);
 
 /* Parses "debug", "info", "warn", "error". Returns 0 or AX_EINVAL. */
 int ax_log_parse_level(const char *s, ax_log_level_t *out);

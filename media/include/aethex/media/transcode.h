@@ -203,4 +203,41 @@ void media_transcoder_stats(const media_transcoder_t *t, media_transcode_stats_t
 /* The reason for the last error returned by push()/flush() ("" if none). */
 const char *media_transcoder_errmsg(const media_transcoder_t *t);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Loading the transcoder on demand.                                                        */
+
+/*
+ * The transcoder's entry points as one table, so that a program can load them only when it
+ * transcodes: libavcodec and what it links (about a hundred shared objects on Debian) cost
+ * a process several MB of memory and its start-up time even when no stream is transcoded.
+ * aethex_media_transcode (static) defines `media_transcode_ops` pointing at the functions
+ * above; the module "aethex-transcode.so" (the same code with libav*, aethex_common linked
+ * in privately, only this symbol exported) defines it too, for dlopen + dlsym. The ladder
+ * functions above (select, defaults, preset names) need no libav* and are not in it.
+ */
+#define MEDIA_TRANSCODE_OPS_SYMBOL "media_transcode_ops"
+/* Bumped whenever the table or any type it passes changes. */
+#define MEDIA_TRANSCODE_OPS_VERSION 1
+
+typedef struct media_transcode_ops {
+    uint32_t version;     /* MEDIA_TRANSCODE_OPS_VERSION */
+    uint32_t size;        /* sizeof(media_transcode_ops_t) */
+    int (*transcoder_new)(const media_transcode_config_t *cfg, media_transcoder_t **out,
+                          char *errmsg);
+    void (*transcoder_free)(media_transcoder_t *t);
+    void *(*transcoder_data)(const media_transcoder_t *t);
+    int (*transcoder_push)(media_transcoder_t *t, const media_frame_t *frame);
+    int (*transcoder_flush)(media_transcoder_t *t);
+    int (*transcoder_drop_rung)(media_transcoder_t *t);
+    unsigned (*transcoder_rung_count)(const media_transcoder_t *t);
+    int (*transcoder_rung)(const media_transcoder_t *t, unsigned i,
+                           media_transcode_rung_info_t *out);
+    void (*transcoder_stats)(const media_transcoder_t *t, media_transcode_stats_t *out);
+    const char *(*transcoder_errmsg)(const media_transcoder_t *t);
+    /* The module has its own copy of the log settings: the loader passes its level. */
+    void (*set_log_level)(int ax_log_level);
+} media_transcode_ops_t;
+
+extern const media_transcode_ops_t media_transcode_ops;
+
 #endif /* AETHEX_MEDIA_TRANSCODE_H */
