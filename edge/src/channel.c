@@ -102,6 +102,8 @@ struct hold {
     media_hls_resource_t res;
     media_hls_skip_t skip;
     bool blocking; /* had _HLS_msn: cacheable a little longer */
+    bool await_first;        /* playlist: waiting for the rendition's first segment */
+    media_hls_params_t want; /* ... then served as asked */
     bool active;   /* queued, timer linked, in edge->holds */
     h2o_timeout_entry_t timeout;
     h2o_linklist_t link;   /* in edge->holds */
@@ -681,6 +683,19 @@ static void on_hold_timeout(h2o_timeout_entry_t *entry)
 {
     struct hold *h = H2O_STRUCT_FROM_MEMBER(struct hold, timeout, entry);
     h->edge->m.holds_timed_out++;
+    if (h->kind == HOLD_PLAYLIST && h->await_first) {
+        /* The first segment takes longer than the hold timeout (a GOP longer than it):
+         * the playlist as it is (parts only) is better than nothing. */
+        media_part_t *part = NULL;
+        hold_deactivate(h);
+        if (media_hls_rendition_playlist(h->r, h->skip, &part) == 0) {
+            send_part(h->ch, h->req, part,
+                      media_hls_rendition_content_type(h->r, MEDIA_HLS_RES_PLAYLIST), CC_PLAYLIST);
+            return;
+        }
+        edge_http_send_error(h->edge, h->req, 503, "the stream is starting", "no-store");
+        return;
+    }
     AX_LOG_D("edge http", "channel=%s blocking request timed out", h->ch->name);
     hold_answer_error(h, 503, "the requested media did not appear in time");
 }
@@ -711,6 +726,13 @@ static void on_hold_ready(media_hls_waiter_t *w, int status)
         return;
     }
     h->edge->m.holds_answered++;
+    if (h->kind == HOLD_PLAYLIST && h->await_first) {
+        /* The first segment is there: now the request as it was asked (a blocking one
+         * may wait further, under a new hold). */
+        h->await_first = false;
+        serve_playlist(h->edge, h->ch, h->req, h->r, &h->want, NULL);
+        return;
+    }
     /* Serve again with the same hold: in the rare case the media is still not there (master
      * waiting for the audio config), the request is queued once more under the same timer
      * budget only if it has not expired. */
@@ -816,6 +838,31 @@ static void serve_playlist(struct edge *e, struct edge_channel *ch, h2o_req_t *r
 {
     const char *ctype = media_hls_rendition_content_type(r, MEDIA_HLS_RES_PLAYLIST);
     bool fresh = h == NULL;
+    media_hls_rendition_stats_t st;
+    media_hls_rendition_stats(r, &st);
+    if (fresh && st.segments == 0 && !media_hls_rendition_ended(r)) {
+        /* A playlist is served once it lists a complete segment: hls.js takes one with parts
+         * only for an empty level (LEVEL_EMPTY_ERROR, retried a second later) and ffmpeg's
+         * HLS demuxer fails on it. So in a rendition's first seconds (at most one GOP) any
+         * playlist request, blocking or not, waits for the first segment. */
+        h = hold_for(e, ch, req, NULL);
+        h->kind = HOLD_PLAYLIST;
+        h->r = r;
+        h->skip = p->skip;
+        h->await_first = true;
+        h->want = *p;
+        media_hls_params_t first = {.has_msn = true, .msn = st.last_msn};
+        int rc = media_hls_rendition_wait_playlist(r, &h->w, &first, on_hold_ready);
+        if (hold_queued(e, h, rc, true))
+            return;
+        if (rc < 0 && rc != AX_ETOOFAR) {
+            edge_http_send_error(e, req, rc == AX_ENOENT ? 404 : 503,
+                                 rc == AX_ENOENT ? RENDITION_WITHDRAWN : ax_strerror(rc),
+                                 rc == AX_ENOENT ? CC_MISSING : "no-store");
+            return;
+        }
+        fresh = false; /* ready now (the stream ended): render it below */
+    }
     if (fresh) {
         int rc = 1;
         if (p->has_msn) {

@@ -800,7 +800,14 @@ def t_hlsjs_play(a, tmp):
     pub = None
     try:
         pub = publisher(edge.rtmp, "hlsjs", 40, tmp=tmp)  # 360p: the browser decodes on a busy 2-core box
-        wait_master(edge, "hlsjs", 15)
+        master = wait_master(edge, "hlsjs", 15)
+        # The master comes with the first part; a media playlist asked for then waits for the
+        # first complete segment (hls.js calls a playlist of parts only an empty level).
+        t0 = time.monotonic()
+        first, _ = playlist(edge, video_playlist_path(edge, "hlsjs", master))
+        log("first media playlist after %.2f s: %d segment(s), %d part(s)" %
+            (time.monotonic() - t0, len(first.segments), len(first.parts)))
+        check(first.segments, "the first media playlist lists no complete segment:\n" + first.text)
         url = "http://127.0.0.1:%d/live/hlsjs/index.m3u8" % edge.http
         r = subprocess.run(["node", play, "--url", url, "--seconds", "20", "--low-latency",
                             "--startup-timeout", "15"],
@@ -809,7 +816,10 @@ def t_hlsjs_play(a, tmp):
         log("play.js:", r.stdout.strip())
         rep = json.loads(r.stdout.strip().splitlines()[-1])
         check(rep.get("ok"), "hls.js did not play cleanly: %s" % r.stdout.strip())
-        log("hls.js latency to the live edge: %s s" % rep.get("latency_s"))
+        check(not [e for e in rep.get("errors", []) if "levelEmptyError" in e],
+              "hls.js saw an empty level: %r" % rep.get("errors"))
+        log("hls.js start-up %s s, latency to the live edge %s s" % (rep.get("startup_s"),
+                                                                      rep.get("latency_s")))
         check(edge.stop() == 0, "edge did not stop cleanly")
     finally:
         stop_proc(pub)

@@ -246,8 +246,7 @@ def t_admission(a, tmp):
         m1b = fetch(edge, "/live/first/index.m3u8").decode()
         check(len(stream_infs(m1b)) == 2, "first stream lost its ladder:\n" + m1b)
         check("dropped" not in edge.log_text(), "a rung was dropped")
-        check(edge.stop() == 0, "edge did not stop cleanly")
-        check("left open at stop" not in edge.log_text(), "handles left open")
+        stop_clean(edge)
     finally:
         stop_proc(p1)
         stop_proc(p2)
@@ -255,8 +254,6 @@ def t_admission(a, tmp):
 
 
 def t_hlsjs_switch(a, tmp):
-    play = os.path.join(ROOT, "tests", "browser", "play.js")
-    check(os.path.exists(play), "tests/browser/play.js missing")
     # A 480p source and the default ladder give two levels: 480p (source) and 360p. A 720p
     # source (three levels) plus Chromium decoding is more than a shared 2-core box keeps up
     # with in real time.
@@ -267,15 +264,11 @@ def t_hlsjs_switch(a, tmp):
         master = wait_master(edge, "sw", 20)
         check(len(stream_infs(master)) == 2, "expected 2 levels:\n" + master)
         url = "http://127.0.0.1:%d/live/sw/index.m3u8" % edge.http
-        r = subprocess.run(["node", play, "--url", url, "--seconds", "20", "--low-latency",
-                            "--switch-levels", "--startup-timeout", "15"],
-                           capture_output=True, text=True, timeout=90)
-        log("play.js stderr:", r.stderr[-2000:])
-        log("play.js:", r.stdout.strip())
-        rep = json.loads(r.stdout.strip().splitlines()[-1])
-        check(rep.get("ok"), "hls.js did not switch and play cleanly: %s" % r.stdout.strip())
+        rep = play_hlsjs(url, "--seconds", "20", "--low-latency", "--switch-levels",
+                         "--startup-timeout", "15")
+        check(rep.get("ok"), "hls.js did not switch and play cleanly: %s" % rep.get("failures"))
         check(rep.get("level_switches", 0) >= 2, "fewer than 2 level switches")
-        check(edge.stop() == 0, "edge did not stop cleanly")
+        stop_clean(edge)
     finally:
         stop_proc(pub)
         edge.kill()
@@ -283,6 +276,23 @@ def t_hlsjs_switch(a, tmp):
 
 def rendition_dir(uri):
     return uri.rsplit("/", 1)[0]
+
+
+def stop_clean(edge):
+    """SIGTERM: exit status 0 and no libuv handle left open."""
+    check(edge.stop() == 0, "edge did not stop cleanly")
+    check("left open at stop" not in edge.log_text(), "handles left open")
+
+
+def play_hlsjs(url, *args):
+    """tests/browser/play.js on `url` with `args`: its JSON report."""
+    play = os.path.join(ROOT, "tests", "browser", "play.js")
+    check(os.path.exists(play), "tests/browser/play.js missing")
+    r = subprocess.run(["node", play, "--url", url] + list(args), capture_output=True, text=True,
+                       timeout=120)
+    log("play.js stderr:", r.stderr[-2000:])
+    log("play.js:", r.stdout.strip()[-3000:])
+    return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def t_drop(a, tmp):
@@ -378,8 +388,7 @@ def t_drop(a, tmp):
         check(pl.discontinuities >= 1, "no discontinuity after the reconnect:\n" + pl.text)
         master = fetch(edge, "/live/drop/index.m3u8").decode()
         check([u for _, u in stream_infs(master)] == [src], "master after reconnect:\n" + master)
-        check(edge.stop() == 0, "edge did not stop cleanly")
-        check("left open at stop" not in edge.log_text(), "handles left open")
+        stop_clean(edge)
     finally:
         stop_proc(pub)
         stop_proc(pub2)
@@ -389,8 +398,6 @@ def t_drop(a, tmp):
 def t_drop_hlsjs(a, tmp):
     """hls.js starts on the lowest rung of a stream whose worker cannot keep up: each rung it
     tries is withdrawn under it, it moves on, and it then plays the source without a stall."""
-    play = os.path.join(ROOT, "tests", "browser", "play.js")
-    check(os.path.exists(play), "tests/browser/play.js missing")
     edge = Edge(a.edge, tmp, ["--accept-any-key", "--x264-preset", "placebo"])
     pub = None
     try:
@@ -398,13 +405,8 @@ def t_drop_hlsjs(a, tmp):
         master = wait_master(edge, "droph", 20)
         check(len(stream_infs(master)) == 3, "expected 3 levels:\n" + master)
         url = "http://127.0.0.1:%d/live/droph/index.m3u8" % edge.http
-        r = subprocess.run(["node", play, "--url", url, "--seconds", "15", "--low-latency",
-                            "--settle", "2", "--startup-timeout", "25",
-                            "--hls-config", '{"startLevel":0}'],
-                           capture_output=True, text=True, timeout=120)
-        log("play.js stderr:", r.stderr[-2000:])
-        log("play.js:", r.stdout.strip()[-3000:])
-        rep = json.loads(r.stdout.strip().splitlines()[-1])
+        rep = play_hlsjs(url, "--seconds", "15", "--low-latency", "--settle", "2",
+                         "--startup-timeout", "25", "--hls-config", '{"startLevel":0}')
         check(rep.get("ok"), "hls.js did not keep playing: %s" % rep.get("failures"))
         text = edge.log_text()
         check("withdrawn (the transcoder fell behind real time)" in text, "no rung was dropped")
@@ -418,7 +420,7 @@ def t_drop_hlsjs(a, tmp):
         top = max(range(len(rep["levels"])), key=lambda i: rep["levels"][i]["bitrate"] or 0)
         check(rep["playlist"]["level"] == top, "hls.js is not on the source at the end: %r" %
               rep["playlist"])
-        check(edge.stop() == 0, "edge did not stop cleanly")
+        stop_clean(edge)
     finally:
         stop_proc(pub)
         edge.kill()
@@ -508,8 +510,7 @@ def t_reconnect(a, tmp):
         check(st == 404, "the forgotten 480p still serves segments (%d)" % st)
         pls = lined_up(u4, "after the second 720p publish")
         check(pls[u4[1]].media_sequence > 0, "the new 480p did not take the source's numbers")
-        check(edge.stop() == 0, "edge did not stop cleanly")
-        check("left open at stop" not in edge.log_text(), "handles left open")
+        stop_clean(edge)
     finally:
         stop_proc(pub)
         edge.kill()
