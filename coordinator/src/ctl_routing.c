@@ -239,7 +239,7 @@ static void print_streams(const coord_dqlite_rows_t *r, int json)
         int64_t dur = -1, viewers = 0;
         has_int(r, i, 6, &dur);
         has_int(r, i, 7, &viewers);
-        char d[24] = "-";
+        char d[48] = "-";
         if (dur >= 0)
             snprintf(d, sizeof d, "%" PRId64 ":%02" PRId64 ":%02" PRId64, dur / 3600, dur / 60 % 60,
                      dur % 60);

@@ -401,11 +401,12 @@ static void on_tc_ready(struct edge_transcode *t, const edge_transcode_rung_t *r
                 old[k].r = NULL;
             }
         if (!g->r) {
+            /* "4096p" at most, a 15-character id, a 10-digit count: 32 characters. */
             char name[RENDITION_NAME_MAX + 1];
             if (ch->publishes > 1)
-                snprintf(name, sizeof name, "%s-%s-%u", g->label, ch->id, ch->publishes);
+                snprintf(name, sizeof name, "%.5s-%.15s-%u", g->label, ch->id, ch->publishes);
             else
-                snprintf(name, sizeof name, "%s-%s", g->label, ch->id);
+                snprintf(name, sizeof name, "%.5s-%.15s", g->label, ch->id);
             media_hls_rendition_config_t rc = {
                 .name = name, .track = MEDIA_TRACK_VIDEO, .bandwidth_hint = rungs[i].kbps * 1000};
             int err = media_hls_stream_add_rendition(ch->hls, &rc, &g->r);
