@@ -335,15 +335,19 @@ static void transcode_close(struct edge_channel *ch)
 
 /* Withdraws rung `i`'s rendition: players on it get a 404 for its playlist and switch to
  * another rendition; what it produced stays fetchable until the next publish. */
+static void rendition_withdraw(struct edge_channel *ch, media_hls_rendition_t *r, const char *why)
+{
+    if (!r || media_hls_rendition_ended(r))
+        return;
+    media_hls_rendition_end(r);
+    AX_LOG_I("edge transcode", "channel=%s rendition %s withdrawn (%s)", ch->name,
+             media_hls_rendition_name(r), why);
+}
+
 static void rung_end(struct edge_channel *ch, unsigned i, const char *why)
 {
-    struct rung *g = &ch->rung[i];
-    g->active = false;
-    if (!g->r || media_hls_rendition_ended(g->r))
-        return;
-    media_hls_rendition_end(g->r);
-    AX_LOG_I("edge transcode", "channel=%s rendition %s withdrawn (%s)", ch->name,
-             media_hls_rendition_name(g->r), why);
+    ch->rung[i].active = false;
+    rendition_withdraw(ch, ch->rung[i].r, why);
 }
 
 static void rungs_end(struct edge_channel *ch, const char *why)
@@ -430,11 +434,7 @@ static void on_tc_ready(struct edge_transcode *t, const edge_transcode_rung_t *r
                                     rungs[i].width, rungs[i].height, rungs[i].kbps);
     }
     for (unsigned k = 0; k < nold; k++)
-        if (old[k].r && !media_hls_rendition_ended(old[k].r)) {
-            media_hls_rendition_end(old[k].r);
-            AX_LOG_I("edge transcode", "channel=%s rendition %s withdrawn (not in this ladder)",
-                     ch->name, media_hls_rendition_name(old[k].r));
-        }
+        rendition_withdraw(ch, old[k].r, "not in this ladder");
     AX_LOG_I("edge transcode", "channel=%s transcoding: %s", ch->name, desc);
     ch->tc_pending = false;
     wake_starting(ch);
@@ -914,21 +914,8 @@ static void serve_playlist(struct edge *e, struct edge_channel *ch, h2o_req_t *r
         edge_http_send_error(e, req, 404, RENDITION_WITHDRAWN, CC_MISSING);
         return;
     }
-    if (rc == AX_EAGAIN) {
-        /* Nothing packaged yet: wait for the very first part, whatever was asked. */
-        h = hold_for(e, ch, req, h);
-        h->kind = HOLD_PLAYLIST;
-        h->r = r;
-        h->skip = p->skip;
-        media_hls_params_t first = {.has_msn = true, .msn = 0, .has_part = true, .part = 0};
-        rc = media_hls_rendition_wait_playlist(r, &h->w, &first, on_hold_ready);
-        if (hold_queued(e, h, rc, fresh))
-            return;
-        if (rc == 1 && media_hls_rendition_playlist(r, p->skip, &part) == 0) {
-            send_part(ch, req, part, ctype, CC_PLAYLIST);
-            return;
-        }
-    }
+    /* AX_EAGAIN here: the stream ended before its first part (a rendition without any waits
+     * for its first segment above). */
     edge_http_send_error(e, req, 503, "playlist not available", "no-store");
 }
 

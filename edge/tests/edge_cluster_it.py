@@ -55,32 +55,8 @@ class Edge(it.Edge):
     """edge_it.Edge, optionally in coordinator mode (no --no-coordinator)."""
 
     def __init__(self, binary, tmp, extra=(), name="edge", coordinator=False):
-        if not coordinator:
-            super().__init__(binary, tmp, list(extra) + edge_flags(binary), name)
-            return
-        self.tmp = tmp
-        self.ports_file = os.path.join(tmp, name + ".ports")
-        self.log_path = os.path.join(tmp, name + ".log")
-        args = [binary, "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-                "--ports-file", self.ports_file, "--log-level", "debug",
-                "--shutdown-grace-ms", "3000"] + list(extra) + edge_flags(binary)
-        self.logf = open(self.log_path, "w")
-        log("start", " ".join(args))
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        self.ports = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise Fail("edge exited at start (%s): %s" % (self.proc.returncode, self.tail()))
-            if os.path.exists(self.ports_file):
-                kv = dict(l.split("=", 1) for l in open(self.ports_file).read().split())
-                self.ports = {k: int(v) for k, v in kv.items()}
-                break
-            time.sleep(0.05)
-        check(self.ports, "edge did not write its ports file in 10 s")
-        self.rtmp = self.ports["rtmp"]
-        self.http = self.ports["http"]
-        self.tls = self.ports["tls"]
+        super().__init__(binary, tmp, list(extra) + edge_flags(binary), name,
+                         standalone=not coordinator)
 
 
 def metrics(port):

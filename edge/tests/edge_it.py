@@ -41,13 +41,13 @@ def log(*a):
 # --- processes -------------------------------------------------------------------------------
 
 class Edge:
-    def __init__(self, binary, tmp, extra=(), name="edge"):
+    def __init__(self, binary, tmp, extra=(), name="edge", standalone=True):
         self.tmp = tmp
         self.ports_file = os.path.join(tmp, name + ".ports")
         self.log_path = os.path.join(tmp, name + ".log")
         args = [binary, "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-                "--ports-file", self.ports_file, "--no-coordinator", "--log-level", "debug",
-                "--shutdown-grace-ms", "3000"] + list(extra)
+                "--ports-file", self.ports_file] + (["--no-coordinator"] if standalone else []) + \
+            ["--log-level", "debug", "--shutdown-grace-ms", "3000"] + list(extra)
         self.logf = open(self.log_path, "w")
         log("start", " ".join(args))
         self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT)
@@ -836,28 +836,34 @@ TESTS = {
 }
 
 
-def main():
+def run_main(tests, prefix, tail=30):
+    """The command line of the *_it.py scripts: --edge BIN [--keep] TEST; a temp dir per run,
+    removed on success, kept (with the tails of its logs printed) on failure."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--edge", required=True)
-    ap.add_argument("test", choices=sorted(TESTS))
+    ap.add_argument("test", choices=sorted(tests))
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="edge-it-%s-" % a.test)
+    tmp = tempfile.mkdtemp(prefix="%s-%s-" % (prefix, a.test))
     t0 = time.monotonic()
     try:
-        TESTS[a.test](a, tmp)
+        tests[a.test](a, tmp)
     except Fail as e:
         log("FAIL:", e)
         for f in sorted(os.listdir(tmp)):
             if f.endswith(".log"):
                 print("---- %s (tail) ----" % f)
-                print("\n".join(open(os.path.join(tmp, f)).read().splitlines()[-30:]))
+                print("\n".join(open(os.path.join(tmp, f)).read().splitlines()[-tail:]))
         print("(logs kept in %s)" % tmp)
         return 1
     log("PASS %s in %.1f s" % (a.test, time.monotonic() - t0))
     if not a.keep:
         subprocess.run(["rm", "-rf", tmp])
     return 0
+
+
+def main():
+    return run_main(TESTS, "edge-it")
 
 
 if __name__ == "__main__":

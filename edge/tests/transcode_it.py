@@ -7,20 +7,18 @@ TEST is one of: ladder, admission, hlsjs_switch, drop, drop_hlsjs, reconnect
 (ctest edge.transcode_<TEST>). Uses
 edge_it.py's helpers (an edge on port 0, ffmpeg publishers, HTTP with deadlines).
 """
-import argparse
 import json
 import os
 import re
 import struct
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from edge_it import (ROOT, Edge, Fail, Playlist, check, get, log, playlist,  # noqa: E402
-                     publisher, stop_proc, wait_for, wait_master)
+                     publisher, run_main, stop_proc, wait_for, wait_master)
 
 
 def stream_infs(master):
@@ -521,27 +519,7 @@ TESTS = {"ladder": t_ladder, "admission": t_admission, "hlsjs_switch": t_hlsjs_s
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--edge", required=True)
-    ap.add_argument("test", choices=sorted(TESTS))
-    ap.add_argument("--keep", action="store_true")
-    a = ap.parse_args()
-    tmp = tempfile.mkdtemp(prefix="edge-tc-%s-" % a.test)
-    t0 = time.monotonic()
-    try:
-        TESTS[a.test](a, tmp)
-    except Fail as e:
-        log("FAIL:", e)
-        for f in sorted(os.listdir(tmp)):
-            if f.endswith(".log"):
-                print("---- %s (tail) ----" % f)
-                print("\n".join(open(os.path.join(tmp, f)).read().splitlines()[-40:]))
-        print("(logs kept in %s)" % tmp)
-        return 1
-    log("PASS %s in %.1f s" % (a.test, time.monotonic() - t0))
-    if not a.keep:
-        subprocess.run(["rm", "-rf", tmp])
-    return 0
+    return run_main(TESTS, "edge-tc", tail=40)
 
 
 if __name__ == "__main__":
