@@ -852,7 +852,9 @@ static void serve_playlist(struct edge *e, struct edge_channel *ch, h2o_req_t *r
         h->skip = p->skip;
         h->await_first = true;
         h->want = *p;
-        media_hls_params_t first = {.has_msn = true, .msn = st.last_msn};
+        /* The first segment and the next segment's first part: a player starting there has
+         * the part after its start listed, not only hinted. */
+        media_hls_params_t first = {.has_msn = true, .msn = st.last_msn + 1, .has_part = true};
         int rc = media_hls_rendition_wait_playlist(r, &h->w, &first, on_hold_ready);
         if (hold_queued(e, h, rc, true))
             return;
