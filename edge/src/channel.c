@@ -853,8 +853,12 @@ static void serve_playlist(struct edge *e, struct edge_channel *ch, h2o_req_t *r
         h->await_first = true;
         h->want = *p;
         /* The first segment and the next segment's first part: a player starting there has
-         * the part after its start listed, not only hinted. */
-        media_hls_params_t first = {.has_msn = true, .msn = st.last_msn + 1, .has_part = true};
+         * the part after its start listed, not only hinted. Before the rendition's first part
+         * the segment it lands in is not known: wait for that part first (msn 0 part 0 is
+         * reached by any part), then come back here. */
+        media_hls_params_t first = {.has_msn = true, .has_part = true};
+        if (st.last_part >= 0)
+            first.msn = st.last_msn + 1;
         int rc = media_hls_rendition_wait_playlist(r, &h->w, &first, on_hold_ready);
         if (hold_queued(e, h, rc, true))
             return;
